@@ -1,0 +1,1 @@
+"""Model side: a registry of Keras classifier families, heads, weights and precision."""

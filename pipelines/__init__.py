@@ -1,0 +1,1 @@
+"""Input side: TFDS sources, cached tf.data pipelines, on-device augmentation, benchmarks."""

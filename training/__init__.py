@@ -1,0 +1,1 @@
+"""The training run: resolved config, optimizer, loop, callbacks and final evaluation."""

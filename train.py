@@ -1,0 +1,172 @@
+"""Trains an image classifier on CIFAR-100 or Caltech-256: `python train.py --dataset=caltech256`.
+
+Each dataset has a preset reproducing its seed report (pipelines/datasets.py); every flag
+overrides it. The resolved config is printed and written to `--model_dir/config.json`.
+"""
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+
+# Data.
+flags.DEFINE_string('dataset', None, 'Dataset: cifar100 | caltech256.')
+flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: TFDS\'s, ~/tensorflow_datasets).')
+flags.DEFINE_string('manual_dir', None, 'Folder holding 256_ObjectCategories.tar (nothing is fetched).')
+flags.DEFINE_string('config', None, 'TFDS builder config of the dataset (caltech256: see pipelines.prepare).')
+flags.DEFINE_bool('allow_modified_archive', False, 'Build from an archive whose size/sha256 differ.')
+flags.DEFINE_bool('download', True, 'May fetch the dataset; --nodownload fails fast when offline.')
+flags.DEFINE_bool('synthetic_data', False, 'Random tensors of the dataset\'s shape instead of data.')
+flags.DEFINE_float('validation_split', 0.1, 'Fraction of train held out for validation (0 = none).')
+flags.DEFINE_string('cache', 'auto', 'Cache placement: auto | memory | disk | device | none.')
+flags.DEFINE_float('ram_budget_gb', None, 'RAM the memory cache may use (default: part of RAM).')
+# Augmentation (on the accelerator, inside the train step).
+flags.DEFINE_string('augment', None, 'Policy, "+" to combine: none|seed|flip_crop|rrc|randaugment|'
+                    'mixup|cutmix|erasing.')
+flags.DEFINE_integer('randaugment_layers', 2, 'RandAugment: ops per image.')
+flags.DEFINE_float('randaugment_magnitude', None, 'RandAugment magnitude (see pipelines/augment).')
+flags.DEFINE_float('mixup_alpha', 0.2, 'Mixup Beta(alpha, alpha).')
+flags.DEFINE_float('cutmix_alpha', 1.0, 'CutMix Beta(alpha, alpha).')
+flags.DEFINE_float('erasing_probability', 0.25, 'Random erasing probability per image.')
+# Model.
+flags.DEFINE_string('model', None, 'Model family (see models/registry.py).')
+flags.DEFINE_string('head', None, 'Head: gap | seed_caltech | seed_cifar.')
+flags.DEFINE_string('weights', None, 'imagenet | none | PATH to .weights.h5 or .keras.')
+flags.DEFINE_float('dropout', 0.2, 'Dropout rate of the head.')
+flags.DEFINE_integer('image_size', None, 'Training image side in pixels.')
+flags.DEFINE_string('precision', 'auto', 'auto | float32 | mixed_float16 | mixed_bfloat16.')
+flags.DEFINE_string('jit_compile', 'auto', 'XLA for the train step: auto | true | false.')
+flags.DEFINE_integer('steps_per_execution', 1, 'Train steps per compiled call.')
+flags.DEFINE_integer('freeze_backbone_epochs', 0, 'Train only the head for this many epochs first.')
+# Optimization.
+flags.DEFINE_string('batch_size', None, 'Global batch size (all replicas together), or "auto".')
+flags.DEFINE_integer('epochs', None, 'Training epochs.')
+flags.DEFINE_integer('steps_per_epoch', 0, 'Steps per epoch; 0 = one pass over the train split.')
+flags.DEFINE_string('optimizer', None, 'nadam | rmsprop | adamw | sgd.')
+flags.DEFINE_float('learning_rate', None, 'Peak learning rate (at --base_batch_size if set).')
+flags.DEFINE_integer('base_batch_size', 0, 'Scale the rate by batch/base_batch_size; 0 = no scaling.')
+flags.DEFINE_float('weight_decay', 0.0, 'Decoupled weight decay.')
+flags.DEFINE_float('warmup_epochs', 0.0, 'Linear warmup length in epochs.')
+flags.DEFINE_string('schedule', 'cosine', 'Learning-rate schedule after warmup: cosine | constant.')
+flags.DEFINE_float('ema_decay', 0.0, 'EMA of weights for evaluation; 0 = off (e.g. 0.999).')
+flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing of the cross-entropy.')
+# The run.
+flags.DEFINE_string('model_dir', None, 'Output folder (default: runs/DATASET-MODEL).')
+flags.DEFINE_integer('seed', 0, 'Seed for init, shuffling and augmentation.')
+flags.DEFINE_bool('deterministic', False, 'Bit-identical reruns (slower): ordered input, op determinism.')
+flags.DEFINE_integer('checkpoint_every_steps', 0, 'In-epoch backup period for resuming; 0 = epoch ends.')
+flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --model_dir.')
+flags.DEFINE_string('strategy', 'auto', 'auto | one_device | mirrored | multi_worker | tpu.')
+flags.DEFINE_string('data_service', '', 'grpc://HOST:PORT of a tf.data service dispatcher.')
+flags.DEFINE_string('data_service_mode', 'distributed_epoch', 'distributed_epoch | parallel_epochs.')
+flags.DEFINE_bool('benchmark', False, 'Measure the model-side ceiling vs end-to-end instead of training.')
+
+
+def _preset_or(flag_name: str, preset: dict, key: str | None = None):
+    value = FLAGS[flag_name].value
+    return preset[key or flag_name] if value is None else value
+
+
+def config_from_flags():
+    """Turns the flags, once, into a frozen TrainConfig (raises ValueError naming a bad flag)."""
+    from models.config import ModelConfig
+    from pipelines import datasets
+    from pipelines.augment import AugmentConfig, cache_size_for
+    from pipelines.pipeline import PipelineConfig
+    from pipelines.sources import SourceConfig
+    from training.config import RunConfig, TrainConfig
+    from training.optimizers import OptimizerConfig
+
+    if FLAGS.dataset is None:
+        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(datasets.DATASETS))}')
+    spec = datasets.get_dataset_spec(FLAGS.dataset)
+    preset = dict(spec.preset)
+    if FLAGS.synthetic_data:
+        preset['weights'] = 'none'  # random pixels gain nothing from pretrained weights
+    source = SourceConfig(dataset=spec.name, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                          config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
+                          download=FLAGS.download)
+    num_classes = datasets.num_classes(spec, FLAGS.config)
+    image_size = _preset_or('image_size', preset)
+    batch_flag = str(_preset_or('batch_size', preset))
+    auto_batch = batch_flag == 'auto'
+    try:
+        batch_size = preset['batch_size'] if auto_batch else int(batch_flag)
+    except ValueError:
+        raise ValueError(f'--batch_size={batch_flag!r} is not valid; use a positive integer or "auto"') from None
+    augment_kwargs = {} if FLAGS.randaugment_magnitude is None else {
+        'randaugment_magnitude': FLAGS.randaugment_magnitude}
+    augment = AugmentConfig(
+        policy=_preset_or('augment', preset), image_size=image_size, num_classes=num_classes,
+        randaugment_layers=FLAGS.randaugment_layers, mixup_alpha=FLAGS.mixup_alpha,
+        cutmix_alpha=FLAGS.cutmix_alpha, erasing_probability=FLAGS.erasing_probability,
+        seed=FLAGS.seed, **augment_kwargs)
+    model_name = _preset_or('model', preset)
+    model = ModelConfig(name=model_name, num_classes=num_classes, image_size=image_size,
+                        weights=_preset_or('weights', preset), head=_preset_or('head', preset),
+                        dropout=FLAGS.dropout)
+    data_root = FLAGS.data_dir or os.path.expanduser('~/tensorflow_datasets')
+    cache_size = cache_size_for(augment)
+    pipeline = PipelineConfig(
+        cache_size=cache_size, batch_size=batch_size, cache=FLAGS.cache,
+        cache_dir=os.path.join(data_root, 'cache', f'{spec.name}-{FLAGS.config or "default"}-{cache_size}px'),
+        ram_budget_bytes=None if FLAGS.ram_budget_gb is None else int(FLAGS.ram_budget_gb * 2**30),
+        validation_fraction=FLAGS.validation_split, seed=FLAGS.seed, deterministic=FLAGS.deterministic)
+    optimizer = OptimizerConfig(
+        name=_preset_or('optimizer', preset), learning_rate=_preset_or('learning_rate', preset),
+        base_batch_size=FLAGS.base_batch_size, weight_decay=FLAGS.weight_decay,
+        warmup_epochs=FLAGS.warmup_epochs, schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay)
+    run = RunConfig(
+        model_dir=FLAGS.model_dir or os.path.join('runs', f'{spec.name}-{model_name}'),
+        epochs=_preset_or('epochs', preset), steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic, synthetic_data=FLAGS.synthetic_data,
+        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
+        steps_per_execution=FLAGS.steps_per_execution, label_smoothing=FLAGS.label_smoothing,
+        freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
+        auto_batch_size=auto_batch, strategy=FLAGS.strategy, data_service=FLAGS.data_service,
+        data_service_mode=FLAGS.data_service_mode, benchmark=FLAGS.benchmark)
+    return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model,
+                       optimizer=optimizer, run=run)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f'train.py: error: {message}', file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f'unexpected arguments {argv[1:]}; every setting is a --flag', 2)
+    try:
+        cfg = config_from_flags()
+    except ValueError as e:
+        _fail(str(e), 2)
+    print('config:\n' + cfg.to_json(), flush=True)
+
+    from models.weights import WeightsError
+    from pipelines.sources import DataMissingError
+    from training import loop
+    from training.run_dir import RunDirError
+
+    try:
+        if cfg.run.benchmark:
+            from training import throughput
+            throughput.run(cfg)
+            return
+        outcome = loop.run(cfg)
+    except (RunDirError, DataMissingError, WeightsError, loop.TrainingError) as e:
+        _fail(str(e), 1)
+    if outcome.status == 'preempted':
+        print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',
+              flush=True)
+        sys.exit(143)
+
+
+if __name__ == '__main__':
+    app.run(main)

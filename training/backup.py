@@ -1,0 +1,134 @@
+"""Resumable backups: the whole training state saved within epochs, atomically, with a fallback copy.
+
+Keras' `BackupAndRestore` restores only at epoch boundaries (a kill late in an epoch redoes the
+whole epoch); this saves and restores the exact optimizer step, and also saves on SIGTERM.
+"""
+
+import json
+import math
+import os
+import shutil
+import signal
+
+import keras
+from absl import logging
+
+from training.run_dir import write_json_atomic
+
+_WEIGHTS = 'state.weights.h5'
+_META = 'state.json'
+_KEEP = 2  # the latest and one fallback
+
+
+def _backups(backup_dir: str) -> list[str]:
+    """Complete backups, newest first (a backup folder appears only once fully written)."""
+    if not os.path.isdir(backup_dir):
+        return []
+    names = sorted((n for n in os.listdir(backup_dir) if n.startswith('step-')), reverse=True)
+    return [os.path.join(backup_dir, n) for n in names]
+
+
+class Position:
+    """Where training stands: epochs completed and steps done in the current epoch."""
+
+    def __init__(self, global_step: int, steps_per_epoch: int):
+        self.global_step = global_step
+        self.epoch, self.step_in_epoch = divmod(global_step, steps_per_epoch)
+
+    def __repr__(self):
+        return f'epoch {self.epoch} step {self.step_in_epoch} (global step {self.global_step})'
+
+
+def restore(model: keras.Model, backup_dir: str) -> tuple[int, dict] | None:
+    """Loads the newest readable backup into `model` (optimizer and augmentation RNG included).
+
+    Returns:
+      `(global_step, metadata)`, or None when there is no backup. A corrupt latest backup falls
+      back to the previous one, and says so.
+    """
+    for i, path in enumerate(_backups(backup_dir)):
+        try:
+            with open(os.path.join(path, _META)) as f:
+                metadata = json.load(f)
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(os.path.join(path, _WEIGHTS))
+        except (OSError, ValueError, KeyError) as e:
+            logging.warning('Backup %s is unreadable (%s); trying the previous one.', path, e)
+            continue
+        if i:
+            logging.warning('Resumed from an older backup (%s): newer ones were unreadable.', path)
+        return int(metadata['global_step']), metadata
+    return None
+
+
+class BackupCallback(keras.callbacks.Callback):
+    """Saves the training state every `every_steps` steps, at each epoch end, and on SIGTERM.
+
+    Each save writes a new folder under a temporary name and renames it, keeping the one before as
+    a fallback: a kill at any moment leaves at least one complete backup. A state
+    whose running loss is not finite is never saved, so the last good backup survives a NaN.
+    """
+
+    def __init__(self, backup_dir: str, *, every_steps: int, initial_global_step: int,
+                 extra_state=None):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.every_steps = every_steps
+        self.global_step = initial_global_step
+        self._epoch_base = initial_global_step
+        self._last_saved = initial_global_step
+        self._extra_state = extra_state or (lambda: {})
+        self.preempted = False
+        self._previous_handler = None
+
+    def install_sigterm_handler(self) -> None:
+        def handler(signum, frame):
+            # Only flag it: saving happens between steps, where the state is consistent.
+            self.preempted = True
+        self._previous_handler = signal.signal(signal.SIGTERM, handler)
+
+    def uninstall_sigterm_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            self._previous_handler = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_base = self.global_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.global_step = self._epoch_base + batch + 1
+        if not _finite(logs):
+            return
+        due = self.every_steps and self.global_step - self._last_saved >= self.every_steps
+        if due or self.preempted:
+            self.save()
+        if self.preempted:
+            logging.warning('SIGTERM: saved the training state at global step %d; stopping.',
+                            self.global_step)
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite(logs) and self.global_step != self._last_saved:
+            self.save()
+
+    def save(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        final = os.path.join(self.backup_dir, f'step-{self.global_step:010d}')
+        tmp = os.path.join(self.backup_dir, f'.tmp-step-{self.global_step:010d}')
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        self.model.save_weights(os.path.join(tmp, _WEIGHTS), overwrite=True)
+        write_json_atomic(os.path.join(tmp, _META),
+                          {'global_step': self.global_step, **self._extra_state()})
+        shutil.rmtree(final, ignore_errors=True)
+        # A folder rename is atomic: a backup is either complete or absent.
+        os.replace(tmp, final)
+        for old in _backups(self.backup_dir)[_KEEP:]:
+            shutil.rmtree(old, ignore_errors=True)
+        self._last_saved = self.global_step
+
+
+def _finite(logs) -> bool:
+    loss = (logs or {}).get('loss')
+    return loss is None or math.isfinite(float(loss))

@@ -1,0 +1,145 @@
+"""Per-epoch records of a run: last/best checkpoints, history + plots, throughput line, NaN stop."""
+
+import csv
+import io
+import json
+import math
+import os
+import time
+
+import keras
+from absl import logging
+
+from training.plots import plot_history
+from training.run_dir import RunDir, write_atomic, write_json_atomic
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Saves the classifier's weights as `last` every epoch and `best` by validation accuracy.
+
+    Only the classifier is saved (not the optimizer): these files are what `--weights=PATH` loads.
+    Writes go through a temporary file and a rename, so a kill never leaves a torn checkpoint.
+    """
+
+    def __init__(self, checkpoint_dir: str, classifier: keras.Model, monitor: str = 'val_accuracy'):
+        super().__init__()
+        self.checkpoint_dir = checkpoint_dir
+        self.classifier = classifier
+        self.monitor = monitor
+        self._best_file = os.path.join(checkpoint_dir, 'best.json')
+        self.best = -math.inf
+        if os.path.exists(self._best_file):
+            with open(self._best_file) as f:
+                self.best = json.load(f)['value']
+
+    def _save(self, name: str) -> None:
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        path = os.path.join(self.checkpoint_dir, f'{name}.weights.h5')
+        tmp = os.path.join(self.checkpoint_dir, f'.tmp-{name}.weights.h5')
+        self.classifier.save_weights(tmp, overwrite=True)
+        os.replace(tmp, path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not math.isfinite(float(logs.get('loss', 0.0))):
+            return
+        self._save('last')
+        value = logs.get(self.monitor, logs.get('accuracy'))
+        if value is not None and value > self.best:
+            self.best = float(value)
+            self._save('best')
+            write_json_atomic(self._best_file, {'epoch': epoch + 1, 'monitor': self.monitor,
+                                                'value': self.best})
+
+
+class HistoryCallback(keras.callbacks.Callback):
+    """Appends each epoch's metrics to `history.json` / `history.csv` and redraws the plots.
+
+    The history lives on disk, not in memory, so a resumed run continues the same record.
+    """
+
+    def __init__(self, run_dir: RunDir, *, chief: bool = True):
+        super().__init__()
+        self.run_dir = run_dir
+        self.chief = chief
+        self.history = load_history(run_dir.history_json)
+        self._start = None
+        self.images_per_sec = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {'epoch': epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        row['seconds'] = time.perf_counter() - self._start
+        # A resumed epoch replaces its earlier partial record.
+        self.history = [r for r in self.history if r['epoch'] != row['epoch']] + [row]
+        if not self.chief:
+            return
+        write_json_atomic(self.run_dir.history_json, self.history)
+        write_atomic(self.run_dir.history_csv, _to_csv(self.history))
+        plot_history(self.history, self.run_dir.plots)
+
+
+class ThroughputCallback(keras.callbacks.Callback):
+    """Prints one summary line per epoch with images/s (training steps only, no validation)."""
+
+    def __init__(self, global_batch_size: int, epochs: int):
+        super().__init__()
+        self.global_batch_size = global_batch_size
+        self.epochs = epochs
+        self._steps = 0
+        self._train_seconds = 0.0
+        self._batch_start = None
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps, self._train_seconds = 0, 0.0
+        self._epoch_start = time.perf_counter()
+        self._last_end = self._epoch_start
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        self._train_seconds += now - self._last_end
+        self._last_end = now
+        self._steps = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        rate = self._steps * self.global_batch_size / max(self._train_seconds, 1e-9)
+        logs['images_per_sec'] = rate
+        shown = ', '.join(f'{k}={v:.4f}' for k, v in sorted(logs.items())
+                          if k != 'images_per_sec' and isinstance(v, (int, float)))
+        print(f'epoch {epoch + 1}/{self.epochs}: {rate:,.1f} images/s over {self._steps} steps; '
+              f'{shown}', flush=True)
+
+
+class NonFiniteLossCallback(keras.callbacks.Callback):
+    """Stops training at the first NaN/Inf loss; the backups made before it stay intact."""
+
+    def __init__(self):
+        super().__init__()
+        self.tripped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get('loss')
+        if loss is not None and not math.isfinite(float(loss)) and self.tripped_at is None:
+            self.tripped_at = batch
+            logging.error('Loss became %s at batch %d: stopping.', loss, batch)
+            self.model.stop_training = True
+
+
+def load_history(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+def _to_csv(history: list[dict]) -> str:
+    keys = ['epoch'] + sorted({k for row in history for k in row} - {'epoch'})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    return out.getvalue()

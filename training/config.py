@@ -1,0 +1,111 @@
+"""The resolved training configuration: one frozen dataclass per concern, composed into `TrainConfig`."""
+
+import dataclasses
+import json
+from typing import Any
+
+from models.config import ModelConfig
+from pipelines.augment import AugmentConfig
+from pipelines.pipeline import PipelineConfig
+from pipelines.sources import SourceConfig
+from training.optimizers import OptimizerConfig
+
+PRECISIONS = ('auto', 'float32', 'mixed_float16', 'mixed_bfloat16')
+JIT_COMPILE = ('auto', 'true', 'false')
+STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu')
+DATA_SERVICE_MODES = ('distributed_epoch', 'parallel_epochs')
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f'--{flag}={value!r} is not valid; valid: {", ".join(choices)}')
+
+
+def _check_positive(flag: str, value: int | float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = 'a non-negative' if allow_zero else 'a positive'
+        raise ValueError(f'--{flag}={value} is not valid; it must be {bound} number')
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How the run itself behaves: length, where it writes, determinism, precision, recovery.
+
+    Attributes:
+      model_dir: where config, checkpoints, backup, logs, plots and results go.
+      epochs: training epochs.
+      steps_per_epoch: optimizer steps per epoch; 0 means one pass over the training split.
+      seed: seeds weights init, shuffling and augmentation.
+      deterministic: bit-identical reruns on CPU (op determinism, ordered tf.data), slower.
+      synthetic_data: random tensors of the dataset's shape instead of the dataset.
+      precision: Keras dtype policy; `auto` picks per accelerator.
+      jit_compile: XLA for the train step; `auto` uses it on GPU/TPU.
+      steps_per_execution: train steps per compiled call (fewer host round trips).
+      label_smoothing: for the cross-entropy loss.
+      freeze_backbone_epochs: epochs that train only the head before the backbone is unfrozen.
+      checkpoint_every_steps: in-epoch backup period for resuming after a kill; 0 = epoch ends only.
+      overwrite: allow a different config in an existing `model_dir` (the old run is moved aside).
+      auto_batch_size: probe the largest batch that fits the accelerator.
+      strategy: tf.distribute strategy.
+      data_service: `grpc://HOST:PORT` of a tf.data service dispatcher, or '' for local input.
+      data_service_mode: `distributed_epoch` (each example once per epoch) or `parallel_epochs`.
+      benchmark: measure the model-side ceiling and end-to-end throughput instead of training.
+    """
+
+    model_dir: str
+    epochs: int = 10
+    steps_per_epoch: int = 0
+    seed: int = 0
+    deterministic: bool = False
+    synthetic_data: bool = False
+    precision: str = 'auto'
+    jit_compile: str = 'auto'
+    steps_per_execution: int = 1
+    label_smoothing: float = 0.0
+    freeze_backbone_epochs: int = 0
+    checkpoint_every_steps: int = 0
+    overwrite: bool = False
+    auto_batch_size: bool = False
+    strategy: str = 'auto'
+    data_service: str = ''
+    data_service_mode: str = 'distributed_epoch'
+    benchmark: bool = False
+
+    def __post_init__(self):
+        if not self.model_dir:
+            raise ValueError('--model_dir is required: the folder this run writes to')
+        _check_positive('epochs', self.epochs)
+        _check_positive('steps_per_epoch', self.steps_per_epoch, allow_zero=True)
+        _check_positive('steps_per_execution', self.steps_per_execution)
+        _check_positive('freeze_backbone_epochs', self.freeze_backbone_epochs, allow_zero=True)
+        _check_positive('checkpoint_every_steps', self.checkpoint_every_steps, allow_zero=True)
+        _check_choice('precision', self.precision, PRECISIONS)
+        _check_choice('jit_compile', self.jit_compile, JIT_COMPILE)
+        _check_choice('strategy', self.strategy, STRATEGIES)
+        _check_choice('data_service_mode', self.data_service_mode, DATA_SERVICE_MODES)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f'--label_smoothing={self.label_smoothing} is not valid; it must be in [0, 1)')
+        if self.freeze_backbone_epochs >= self.epochs and self.freeze_backbone_epochs:
+            raise ValueError(
+                f'--freeze_backbone_epochs={self.freeze_backbone_epochs} is not valid; it must be smaller '
+                f'than --epochs={self.epochs} (the backbone would never be trained)')
+        if self.data_service and not self.data_service.startswith('grpc://'):
+            raise ValueError(f'--data_service={self.data_service!r} is not valid; use grpc://HOST:PORT')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs, resolved from a dataset preset and flag overrides."""
+
+    source: SourceConfig
+    pipeline: PipelineConfig
+    augment: AugmentConfig
+    model: ModelConfig
+    optimizer: OptimizerConfig
+    run: RunConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -1,0 +1,199 @@
+"""One training run, start to finish: data, model, fit (resumable), final evaluation, records."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from models.builder import build_model, set_backbone_trainable
+from models.precision import resolve_jit_compile, resolve_precision
+from pipelines import datasets, sources
+from pipelines.augment import Augmenter
+from pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
+from training import backup, callbacks, evaluation, strategy as strategy_lib
+from training.batch_size import find_max_batch_size
+from training.config import TrainConfig
+from training.optimizers import build_optimizer
+from training.run_dir import RunDir, write_json_atomic
+from training.trainer import Trainer
+
+
+class TrainingError(Exception):
+    """A run that cannot go on; the message is one line and says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """How the run ended: `finished`, `already_finished`, `preempted` or `non_finite_loss`."""
+
+    status: str
+    results: dict | None
+    model_dir: str
+
+
+def load_inputs(cfg: TrainConfig) -> Inputs:
+    """Prepares the dataset (or synthetic tensors) and builds the cached pipelines."""
+    spec = datasets.get_dataset_spec(cfg.source.dataset)
+    if cfg.run.synthetic_data:
+        return build_synthetic_inputs(spec, cfg.pipeline)
+    builder = sources.prepare(cfg.source)
+    return build_inputs(builder, spec, cfg.pipeline)
+
+
+def _compile(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
+    trainer.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.run.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name='accuracy'),
+                 keras.metrics.TopKCategoricalAccuracy(k=5, name='top5')],
+        jit_compile=jit_compile,
+        steps_per_execution=cfg.run.steps_per_execution,
+    )
+
+
+def _resolve_batch_size(cfg: TrainConfig) -> TrainConfig:
+    if not cfg.run.auto_batch_size:
+        return cfg
+    batch = find_max_batch_size(lambda: build_model(cfg.model), cfg.model.image_size,
+                                cfg.model.num_classes)
+    print(f'--batch_size=auto: the largest batch that fits is {batch}', flush=True)
+    return dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, batch_size=batch))
+
+
+def run(cfg: TrainConfig) -> RunOutcome:
+    """Trains per `cfg`, resuming from `--model_dir` when a backup is there.
+
+    Raises:
+      RunDirError, TrainingError, sources.DataMissingError, WeightsError: one-line problems.
+    """
+    run_dir = RunDir(cfg.run.model_dir)
+    run_dir.check_writable()
+    keras.utils.set_random_seed(cfg.run.seed)
+    if cfg.run.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    precision = resolve_precision(cfg.run.precision)
+    keras.mixed_precision.set_global_policy(precision)
+    jit_compile = resolve_jit_compile(cfg.run.jit_compile)
+    strategy = strategy_lib.build_strategy(cfg.run.strategy)
+    chief = strategy_lib.is_chief(strategy)
+
+    train_cfg = _resolve_batch_size(cfg)
+    inputs = load_inputs(train_cfg)
+    batch_size = train_cfg.pipeline.batch_size
+    if inputs.num_train < batch_size:
+        raise TrainingError(
+            f'--batch_size={batch_size} is larger than the training split ({inputs.num_train} '
+            'examples); use a smaller --batch_size')
+    steps_per_epoch = cfg.run.steps_per_epoch or inputs.steps_per_epoch
+    print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
+          f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
+    print(f'batch: {batch_size} global, {batch_size // strategy.num_replicas_in_sync} per replica '
+          f'on {strategy.num_replicas_in_sync} replica(s); {steps_per_epoch} steps/epoch; '
+          f'precision {precision}; jit_compile {jit_compile}', flush=True)
+
+    state = run_dir.claim(cfg)
+    if state == 'finished':
+        results = evaluation_results(run_dir)
+        print(f'{run_dir.path} already holds a finished run (results.json); nothing to train. '
+              f'top1={results.get("top1")}', flush=True)
+        return RunOutcome('already_finished', results, run_dir.path)
+    try:
+        return _train(train_cfg, inputs, run_dir, strategy, chief, steps_per_epoch, jit_compile)
+    except tf.errors.ResourceExhaustedError as e:
+        run_dir.abandon()
+        raise TrainingError(
+            f'out of memory at --batch_size={batch_size} ({str(e).splitlines()[0][:120]}); '
+            'try --batch_size=auto or a smaller --batch_size') from None
+    except BaseException:
+        run_dir.abandon()
+        raise
+
+
+def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: bool,
+           steps_per_epoch: int, jit_compile: bool) -> RunOutcome:
+    epochs = cfg.run.epochs
+    batch_size = cfg.pipeline.batch_size
+    with strategy.scope():
+        classifier = build_model(cfg.model)
+        augmenter = Augmenter(cfg.augment, name='augmenter')
+        trainer = Trainer(classifier, augmenter, cfg.model.num_classes,
+                          device_cache=inputs.device_cache, name='trainer')
+        optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                    global_batch_size=batch_size)
+        _compile(trainer, cfg, optimizer, jit_compile)
+        # Optimizer slots for every weight up front, so unfreezing the backbone later and
+        # restoring a backup both find the variables they expect.
+        optimizer.build(trainer.trainable_variables)
+
+    restored = backup.restore(trainer, run_dir.backup)
+    global_step = restored[0] if restored else 0
+    if restored:
+        print(f'resuming from the backup in {run_dir.backup}: '
+              f'{backup.Position(global_step, steps_per_epoch)}', flush=True)
+
+    backup_cb = backup.BackupCallback(run_dir.backup, every_steps=cfg.run.checkpoint_every_steps,
+                                      initial_global_step=global_step)
+    nan_cb = callbacks.NonFiniteLossCallback()
+    history_cb = callbacks.HistoryCallback(run_dir, chief=chief)
+    cbs = [nan_cb, callbacks.ThroughputCallback(batch_size, epochs), history_cb, backup_cb]
+    if chief:
+        cbs += [callbacks.CheckpointCallback(run_dir.checkpoints, classifier),
+                keras.callbacks.TensorBoard(run_dir.logs, write_graph=False)]
+    verbose = 1 if os.isatty(1) else 2
+
+    backup_cb.install_sigterm_handler()
+    frozen = None
+    try:
+        epoch, step = divmod(global_step, steps_per_epoch)
+        while epoch < epochs and not (backup_cb.preempted or nan_cb.tripped_at is not None):
+            want_frozen = epoch < cfg.run.freeze_backbone_epochs
+            if want_frozen != frozen:
+                set_backbone_trainable(classifier, not want_frozen)
+                _compile(trainer, cfg, optimizer, jit_compile)
+                frozen = want_frozen
+            # An interrupted epoch is finished alone, with only the steps it still owes.
+            end = epoch + 1 if step else (cfg.run.freeze_backbone_epochs if want_frozen else epochs)
+            trainer.fit(inputs.train, initial_epoch=epoch, epochs=end,
+                        steps_per_epoch=steps_per_epoch - step,
+                        validation_data=inputs.validation, callbacks=cbs, verbose=verbose)
+            epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
+    finally:
+        backup_cb.uninstall_sigterm_handler()
+
+    if nan_cb.tripped_at is not None:
+        raise TrainingError(
+            f'the loss became NaN/Inf in epoch {epoch + 1}; training stopped. The last good state '
+            f'is in {run_dir.backup} and {run_dir.checkpoints}; lower --learning_rate or check the data')
+    if backup_cb.preempted:
+        return RunOutcome('preempted', None, run_dir.path)
+
+    start = time.perf_counter()
+    results = evaluation.evaluate(trainer, inputs.test, num_examples=inputs.num_test,
+                                  class_names=inputs.class_names)
+    results['eval_seconds'] = time.perf_counter() - start
+    results['global_steps'] = backup_cb.global_step
+    results['optimizer_iterations'] = int(optimizer.iterations.numpy())
+    if history_cb.history:
+        results['last_epoch'] = history_cb.history[-1]
+    if chief:
+        classifier.save(run_dir.model)
+        write_json_atomic(run_dir.results, results)
+    _print_results(results)
+    return RunOutcome('finished', results, run_dir.path)
+
+
+def evaluation_results(run_dir: RunDir) -> dict:
+    with open(run_dir.results) as f:
+        return json.load(f)
+
+
+def _print_results(results: dict) -> None:
+    worst = ', '.join(f'{w["name"]} {w["accuracy"]:.2f}' for w in results['worst_classes'][:5])
+    print(f'test: top1={results["top1"]:.4f} top5={results["top5"]:.4f} '
+          f'mean_per_class={results["mean_per_class_accuracy"]:.4f} '
+          f'on {results["num_examples"]} examples; worst: {worst}', flush=True)
+    logging.info('results: %s', results)

@@ -1,0 +1,58 @@
+"""The compiled train step: device-cache gather -> on-device augmentation -> classifier -> loss."""
+
+import keras
+import tensorflow as tf
+
+
+class Trainer(keras.Model):
+    """Wraps a classifier so augmentation runs inside the compiled (XLA-able) train step.
+
+    The classifier stays a plain functional model (what gets exported); this wrapper owns the parts
+    that exist only while training: the augmenter (with its seeded RNG state, checkpointed) and the
+    optional device-resident dataset that batches are gathered from by index.
+
+    Args:
+      classifier: functional model, pixels 0..255 in, float32 probabilities out.
+      augmenter: a layer called as `augmenter(images, one_hot, training=...)`; it also does the
+        deterministic eval transform (e.g. center crop) when `training=False`.
+      num_classes: width of the one-hot labels.
+      device_cache: optional object whose `gather(indices)` returns `(images, labels)` already on
+        the accelerator; training batches are then index batches. Kept out of Keras tracking so the
+        cached dataset is never written into checkpoints.
+    """
+
+    def __init__(self, classifier, augmenter, num_classes, device_cache=None, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self.augmenter = augmenter
+        self.num_classes = num_classes
+        object.__setattr__(self, '_device_cache', device_cache)
+
+    def build(self, input_shape=None):
+        # The classifier and augmenter are built when constructed; nothing is left to create.
+        self.built = True
+
+    def call(self, images, training=False):
+        return self.classifier(images, training=training)
+
+    def _one_hot(self, labels):
+        return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes, dtype=tf.float32)
+
+    def train_step(self, data):
+        inputs, labels = data
+        if self._device_cache is not None:
+            # Index batches in, pixels gathered where they live: no host-to-device copy per step.
+            inputs, labels = self._device_cache.gather(inputs)
+        images, targets = self.augmenter(inputs, self._one_hot(labels), training=True)
+        return super().train_step((images, targets))
+
+    def test_step(self, data):
+        images, labels = data
+        images, targets = self.augmenter(images, self._one_hot(labels), training=False)
+        return super().test_step((images, targets))
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        images, _ = self.augmenter(images, tf.zeros([tf.shape(images)[0], self.num_classes]),
+                                   training=False)
+        return self(images, training=False)

@@ -32,6 +32,14 @@ class Trainer(keras.Model):
         # The classifier and augmenter are built when constructed; nothing is left to create.
         self.built = True
 
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds loss and metrics from a raw batch (int labels, or indices for the device
+        # cache); the step only sees (images, one-hot) after the gather and the augmenter.
+        size = self.classifier.input_shape[1]
+        del iterator, data_batch
+        super()._symbolic_build(data_batch=(tf.zeros([1, size, size, 3], tf.uint8),
+                                            tf.zeros([1, self.num_classes], tf.float32)))
+
     def call(self, images, training=False):
         return self.classifier(images, training=training)
 

@@ -1,0 +1,53 @@
+"""train.py's command line: bad input gets one clear line, a non-zero exit, and nothing written."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train(*args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('args, needles', [
+    (['--dataset=nope'], ['--dataset', 'nope', 'cifar100', 'caltech256']),
+    (['--dataset=cifar100', '--model=resnet9000'], ['--model', 'resnet9000', 'convnext_tiny', 'cifar_resnet9']),
+    (['--dataset=cifar100', '--optimizer=adagrad'], ['--optimizer', 'adagrad', 'nadam', 'sgd']),
+    (['--dataset=cifar100', '--epochs=0'], ['--epochs', '0']),
+    (['--dataset=cifar100', '--steps_per_epoch=-1'], ['--steps_per_epoch', '-1']),
+    (['--dataset=cifar100', '--batch_size=0'], ['--batch_size', '0']),
+    (['--dataset=cifar100', '--batch_size=big'], ['--batch_size', 'big', 'auto']),
+    (['--dataset=cifar100', '--image_size=-3'], ['--image_size', '-3']),
+    (['--dataset=cifar100', '--model=convnext_tiny', '--image_size=16'], ['--image_size', '16', 'convnext_tiny']),
+    (['--dataset=cifar100', '--augment=seed+warp'], ['--augment', 'warp', 'mixup']),
+    (['--dataset=cifar100', '--cache=gpu'], ['--cache', 'gpu', 'device']),
+    (['--dataset=cifar100', '--precision=fp8'], ['--precision', 'fp8', 'mixed_bfloat16']),
+    (['--dataset=caltech256', '--config=paper30'], ['--config', 'paper30', 'paper60']),
+])
+def test_bad_flag_is_one_line_nonzero_and_writes_nothing(tmp_path, args, needles):
+    model_dir = tmp_path / 'run'
+    result = _train(*args, f'--model_dir={model_dir}', f'--data_dir={tmp_path / "data"}', cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert 'Traceback' not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert not model_dir.exists()
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_missing_data_offline_names_what_is_missing(tmp_path):
+    result = _train('--dataset=cifar100', '--nodownload', '--weights=none', f'--data_dir={tmp_path / "data"}',
+                    f'--model_dir={tmp_path / "run"}', cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
+    assert 'cifar100' in lines[0] and 'pipelines.prepare' in lines[0]
+    assert not (tmp_path / 'run').exists()

@@ -1,0 +1,78 @@
+"""train.py end to end on CPU: synthetic data, a few steps, and what the run leaves in --model_dir."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+import train
+
+FLAGS = flags.FLAGS
+
+
+def run_train(*args):
+    """Runs train.main in-process with `args` parsed as the command line."""
+    with flagsaver.flagsaver():
+        FLAGS.unparse_flags()
+        FLAGS(['train.py', *args])
+        train.main(['train.py'])
+
+
+SMALL = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',
+         '--batch_size=16', '--steps_per_epoch=3', '--epochs=2', '--precision=float32', '--head=gap']
+
+
+def test_synthetic_run_writes_config_metrics_model_and_plots(tmp_path, capsys):
+    model_dir = tmp_path / 'run'
+    run_train(*SMALL, f'--model_dir={model_dir}', '--learning_rate=0.01')
+    out = capsys.readouterr().out
+    assert 'config:' in out and 'images/s' in out
+
+    config = json.load(open(model_dir / 'config.json'))
+    assert config['model']['name'] == 'cifar_resnet9'
+    assert config['run']['epochs'] == 2 and config['pipeline']['batch_size'] == 16
+    assert config['optimizer']['name'] == 'rmsprop'  # the cifar100 preset fills what flags leave
+
+    results = json.load(open(model_dir / 'results.json'))
+    for key in ('top1', 'top5', 'mean_per_class_accuracy', 'num_examples', 'worst_classes'):
+        assert key in results
+    assert 0.0 <= results['top1'] <= results['top5'] <= 1.0
+    assert results['optimizer_iterations'] == 2 * 3
+    assert len(results['worst_classes']) == 10
+
+    history = json.load(open(model_dir / 'history.json'))
+    assert [row['epoch'] for row in history] == [1, 2]
+    assert all(np.isfinite(row['loss']) and row['images_per_sec'] > 0 for row in history)
+    for png in ('accuracy.png', 'loss.png'):
+        assert (model_dir / 'plots' / png).read_bytes()[:4] == b'\x89PNG'
+    assert (model_dir / 'checkpoints' / 'last.weights.h5').exists()
+    assert os.listdir(model_dir / 'logs')
+
+    model = keras.saving.load_model(model_dir / 'model.keras')
+    probs = model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0)
+    assert probs.shape == (2, 100) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_rerunning_a_finished_run_does_not_retrain(tmp_path, capsys):
+    model_dir = tmp_path / 'run'
+    run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1')
+    before = os.path.getmtime(model_dir / 'results.json')
+    capsys.readouterr()
+    run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1')
+    assert 'already holds a finished run' in capsys.readouterr().out
+    assert os.path.getmtime(model_dir / 'results.json') == before
+
+
+def test_different_config_in_same_dir_is_refused(tmp_path, capsys):
+    model_dir = tmp_path / 'run'
+    run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1')
+    with pytest.raises(SystemExit) as e:
+        run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1', '--learning_rate=0.5')
+    assert e.value.code != 0
+    assert '--overwrite' in capsys.readouterr().err
+    run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1', '--learning_rate=0.5', '--overwrite')
+    assert json.load(open(model_dir / 'config.json'))['optimizer']['learning_rate'] == 0.5

@@ -143,10 +143,17 @@ def _fail(message: str, code: int) -> None:
 def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a --flag', 2)
+    from training import native_stderr
+
     try:
-        cfg = config_from_flags()
+        with native_stderr.held_back(drop_on=(ValueError,)):
+            cfg = config_from_flags()
+            import tensorflow as tf
+            # Device start-up (CUDA probing) logs here, held back; we print one line instead.
+            devices = [d.name for d in tf.config.list_logical_devices()]
     except ValueError as e:
         _fail(str(e), 2)
+    print(f'devices: {", ".join(devices)}', flush=True)
     print('config:\n' + cfg.to_json(), flush=True)
 
     from models.weights import WeightsError

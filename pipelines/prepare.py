@@ -1,0 +1,85 @@
+"""CLI: prepare a dataset without training (e.g. on a login node before a GPU job).
+
+    python -m pipelines.prepare --dataset=caltech256 [--data_dir=DIR] [--manual_dir=DIR] [--config=NAME]
+                                [--allow_modified_archive] [--nodownload]
+"""
+
+import sys
+
+from absl import flags
+from absl import logging
+
+from pipelines import sources
+from pipelines.datasets import DATASETS
+
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """Defines the source flags on `flag_values`; `train.py` may call this to take the same flags."""
+    flags.DEFINE_string('dataset', None, f'Dataset to prepare: {", ".join(sorted(DATASETS))}.',
+                        flag_values=flag_values)
+    flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: ~/tensorflow_datasets).',
+                        flag_values=flag_values)
+    flags.DEFINE_string('manual_dir', None,
+                        'Directory holding a manually downloaded archive (256_ObjectCategories.tar); '
+                        'nothing is fetched when it is there.', flag_values=flag_values)
+    flags.DEFINE_string('config', None, 'Builder config, e.g. caltech256: all (default) or paper60.',
+                        flag_values=flag_values)
+    flags.DEFINE_bool('allow_modified_archive', False,
+                      'Build from a manual archive whose size or sha256 differs from the published one.',
+                      flag_values=flag_values)
+    flags.DEFINE_bool('download', True, 'Allow fetching from the network when the data is not prepared.',
+                      flag_values=flag_values)
+
+
+def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceConfig:
+    """Turns parsed flags into the frozen config, once; validation happens in `SourceConfig`."""
+    if flag_values.dataset is None:
+        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(DATASETS))}')
+    return sources.SourceConfig(
+            dataset=flag_values.dataset,
+            data_dir=flag_values.data_dir,
+            manual_dir=flag_values.manual_dir,
+            config=flag_values.config,
+            allow_modified_archive=flag_values.allow_modified_archive,
+            download=flag_values.download,
+    )
+
+
+def report(builder) -> str:
+    """Split sizes, classes and, for builders that record them, skipped and converted files."""
+    lines = [f'{builder.name}/{builder.builder_config.name if builder.builder_config else ""} '
+             f'in {builder.data_dir}']
+    lines += [f'  {split}: {count:,} examples' for split, count in sorted(sources.split_sizes(builder).items())]
+    lines.append(f'  classes: {len(sources.class_names(builder))}')
+    metadata = builder.info.metadata or {}
+    if 'num_skipped' in metadata:
+        lines.append(f'  skipped: {metadata["num_skipped"]} files')
+        lines += [f'    {s["path"]}: {s["reason"]}' for s in metadata['skipped']]
+        lines.append(f'  converted to RGB JPEG: {metadata["num_converted"]} files')
+        lines.append(f'  byte-identical groups (kept in one split): {len(metadata["duplicates"])}')
+    return '\n'.join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses flags, prepares the dataset, prints the report; bad input exits 2 with one line on stderr."""
+    argv = sys.argv if argv is None else argv
+    # A private FlagValues: importing this module (tests, train.py) never touches the global FLAGS.
+    flag_values = flags.FlagValues()
+    define_flags(flag_values)
+    try:
+        flag_values(argv)
+    except flags.Error as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    logging.set_verbosity(logging.INFO)
+    try:
+        builder = sources.prepare(source_config_from_flags(flag_values))
+    except (ValueError, sources.DataMissingError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(report(builder))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -82,7 +83,12 @@ def run(cfg: TrainConfig) -> RunOutcome:
     chief = strategy_lib.is_chief(strategy)
 
     train_cfg = _resolve_batch_size(cfg)
-    inputs = load_inputs(train_cfg)
+    try:
+        inputs = load_inputs(train_cfg)
+    except ValueError as e:
+        # The pipeline names the flag whose value does not fit the data (e.g. batch > split).
+        logging.debug('input pipeline refused the config', exc_info=True)
+        raise TrainingError(str(e)) from None
     batch_size = train_cfg.pipeline.batch_size
     if inputs.num_train < batch_size:
         raise TrainingError(
@@ -128,6 +134,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
         # Optimizer slots for every weight up front, so unfreezing the backbone later and
         # restoring a backup both find the variables they expect.
         optimizer.build(trainer.trainable_variables)
+        trainer.build()
 
     restored = backup.restore(trainer, run_dir.backup)
     global_step = restored[0] if restored else 0
@@ -159,7 +166,8 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
             end = epoch + 1 if step else (cfg.run.freeze_backbone_epochs if want_frozen else epochs)
             trainer.fit(inputs.train, initial_epoch=epoch, epochs=end,
                         steps_per_epoch=steps_per_epoch - step,
-                        validation_data=inputs.validation, callbacks=cbs, verbose=verbose)
+                        validation_data=inputs.validation, callbacks=cbs, verbose=verbose,
+                        shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
         backup_cb.uninstall_sigterm_handler()
@@ -182,6 +190,8 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
     if chief:
         classifier.save(run_dir.model)
         write_json_atomic(run_dir.results, results)
+        # The run is complete and recorded; the resume state (optimizer included) is dead weight.
+        shutil.rmtree(run_dir.backup, ignore_errors=True)
     _print_results(results)
     return RunOutcome('finished', results, run_dir.path)
 
@@ -196,4 +206,3 @@ def _print_results(results: dict) -> None:
     print(f'test: top1={results["top1"]:.4f} top5={results["top5"]:.4f} '
           f'mean_per_class={results["mean_per_class_accuracy"]:.4f} '
           f'on {results["num_examples"]} examples; worst: {worst}', flush=True)
-    logging.info('results: %s', results)

@@ -29,7 +29,9 @@ class Trainer(keras.Model):
         object.__setattr__(self, '_device_cache', device_cache)
 
     def build(self, input_shape=None):
-        # The classifier and augmenter are built when constructed; nothing is left to create.
+        # The classifier is built when constructed and the augmenter owns no shape-dependent weights.
+        if not self.augmenter.built:
+            self.augmenter.build(None)
         self.built = True
 
     def _symbolic_build(self, iterator=None, data_batch=None):

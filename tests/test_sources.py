@@ -3,7 +3,6 @@
 import pathlib
 from unittest import mock
 
-import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -11,6 +10,7 @@ import tensorflow_datasets as tfds
 from pipelines import sources
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+from tests import fake_cifar
 
 
 @pytest.fixture(scope='module')
@@ -104,25 +104,11 @@ def test_unknown_builder_config_names_the_flag_and_choices(tmp_path):
         sources.prepare(sources.SourceConfig('caltech256', data_dir=str(tmp_path), config='nope'))
 
 
-def _cifar100_binary(root: pathlib.Path, counts: dict[str, int]) -> pathlib.Path:
-    """The real `cifar-100-binary` layout: records of (coarse, fine, 3x32x32 planes) and label name files."""
-    folder = root / 'cifar-100-binary'
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, count in counts.items():
-        records = np.concatenate([rng.integers(0, 20, (count, 1)), np.arange(count)[:, None] % 100,
-                                  rng.integers(0, 256, (count, 3072))], axis=1).astype(np.uint8)
-        (folder / f'{split}.bin').write_bytes(records.tobytes())
-    (folder / 'coarse_label_names.txt').write_text('\n'.join(f'coarse_{i}' for i in range(20)) + '\n')
-    (folder / 'fine_label_names.txt').write_text('\n'.join(f'fine_{i}' for i in range(100)) + '\n')
-    return root
-
-
 def test_cifar100_is_prepared_by_tfds_own_builder(tmp_path):
-    extracted = _cifar100_binary(tmp_path / 'extracted', {'train': 12, 'test': 4})
+    extracted = fake_cifar.write_cifar100_binary(tmp_path / 'extracted', {'train': 12, 'test': 4})
     cfg = sources.SourceConfig('cifar100', data_dir=str(tmp_path / 'data'))
     # Only the network is replaced: TFDS's cifar100 builder parses the binary files itself.
-    with mock.patch.object(tfds.download.DownloadManager, 'download_and_extract', return_value=extracted):
+    with fake_cifar.offline_download(extracted):
         builder = sources.prepare(cfg)
     assert type(builder).__module__.startswith('tensorflow_datasets.')
     assert sources.split_sizes(builder) == {'train': 12, 'test': 4}

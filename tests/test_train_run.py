@@ -76,3 +76,12 @@ def test_different_config_in_same_dir_is_refused(tmp_path, capsys):
     assert '--overwrite' in capsys.readouterr().err
     run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1', '--learning_rate=0.5', '--overwrite')
     assert json.load(open(model_dir / 'config.json'))['optimizer']['learning_rate'] == 0.5
+
+
+def test_freeze_backbone_then_unfreeze_with_ema_and_label_smoothing(tmp_path):
+    model_dir = tmp_path / 'run'
+    run_train(*SMALL, f'--model_dir={model_dir}', '--freeze_backbone_epochs=1', '--ema_decay=0.9',
+              '--label_smoothing=0.1', '--optimizer=sgd', '--warmup_epochs=1')
+    results = json.load(open(model_dir / 'results.json'))
+    assert results['optimizer_iterations'] == 2 * 3
+    assert [row['epoch'] for row in json.load(open(model_dir / 'history.json'))] == [1, 2]

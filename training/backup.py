@@ -39,6 +39,17 @@ class Position:
         return f'epoch {self.epoch} step {self.step_in_epoch} (global step {self.global_step})'
 
 
+def latest_step(backup_dir: str) -> int | None:
+    """Global step of the newest backup, read from its metadata only (no weights loaded)."""
+    for path in _backups(backup_dir):
+        try:
+            with open(os.path.join(path, _META)) as f:
+                return int(json.load(f)['global_step'])
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
 def restore(model: keras.Model, backup_dir: str) -> tuple[int, dict] | None:
     """Loads the newest readable backup into `model` (optimizer and augmentation RNG included).
 

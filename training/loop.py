@@ -18,7 +18,7 @@ from pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
 from training import backup, callbacks, evaluation, strategy as strategy_lib
 from training.batch_size import find_max_batch_size
 from training.config import TrainConfig
-from training.optimizers import build_optimizer
+from training.optimizers import build_optimizer, ema_callbacks
 from training.run_dir import RunDir, write_json_atomic
 from training.trainer import Trainer
 
@@ -56,12 +56,14 @@ def _compile(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -
     )
 
 
-def _resolve_batch_size(cfg: TrainConfig) -> TrainConfig:
+def _resolve_batch_size(cfg: TrainConfig, replicas: int) -> TrainConfig:
     if not cfg.run.auto_batch_size:
         return cfg
-    batch = find_max_batch_size(lambda: build_model(cfg.model), cfg.model.image_size,
-                                cfg.model.num_classes)
-    print(f'--batch_size=auto: the largest batch that fits is {batch}', flush=True)
+    per_replica = find_max_batch_size(lambda: build_model(cfg.model), cfg.model.image_size,
+                                      cfg.model.num_classes)
+    batch = per_replica * replicas
+    print(f'--batch_size=auto: the largest batch that fits is {per_replica} per replica, '
+          f'{batch} global', flush=True)
     return dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, batch_size=batch))
 
 
@@ -82,7 +84,7 @@ def run(cfg: TrainConfig) -> RunOutcome:
     strategy = strategy_lib.build_strategy(cfg.run.strategy)
     chief = strategy_lib.is_chief(strategy)
 
-    train_cfg = _resolve_batch_size(cfg)
+    train_cfg = _resolve_batch_size(cfg, strategy.num_replicas_in_sync)
     try:
         inputs = load_inputs(train_cfg)
     except ValueError as e:
@@ -123,19 +125,34 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
            steps_per_epoch: int, jit_compile: bool) -> RunOutcome:
     epochs = cfg.run.epochs
     batch_size = cfg.pipeline.batch_size
+    freeze_epochs = cfg.run.freeze_backbone_epochs
     with strategy.scope():
         classifier = build_model(cfg.model)
         augmenter = Augmenter(cfg.augment, name='augmenter')
         trainer = Trainer(classifier, augmenter, cfg.model.num_classes,
                           device_cache=inputs.device_cache, name='trainer')
-        optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps_per_epoch, epochs=epochs,
-                                    global_batch_size=batch_size)
-        _compile(trainer, cfg, optimizer, jit_compile)
-        # Optimizer slots for every weight up front, so unfreezing the backbone later and
-        # restoring a backup both find the variables they expect.
-        optimizer.build(trainer.trainable_variables)
         trainer.build()
 
+    def start_phase(frozen: bool, global_step: int):
+        """Freezes or unfreezes the backbone and compiles with a fresh optimizer for that phase.
+
+        Keras optimizers hold slots (and EMA averages) for exactly the variables they were built
+        with, so each phase gets its own; its step counter continues the run's, and so does the
+        learning-rate schedule.
+        """
+        with strategy.scope():
+            if freeze_epochs:
+                set_backbone_trainable(classifier, not frozen)
+            optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps_per_epoch,
+                                        epochs=epochs, global_batch_size=batch_size)
+            _compile(trainer, cfg, optimizer, jit_compile)
+            trainer.optimizer.build(trainer.trainable_variables)
+            trainer.optimizer.iterations.assign(global_step)
+
+    # The phase of the backup decides which optimizer its saved state fits.
+    peeked = backup.latest_step(run_dir.backup) or 0
+    frozen = peeked // steps_per_epoch < freeze_epochs
+    start_phase(frozen, 0)
     restored = backup.restore(trainer, run_dir.backup)
     global_step = restored[0] if restored else 0
     if restored:
@@ -146,24 +163,24 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
                                       initial_global_step=global_step)
     nan_cb = callbacks.NonFiniteLossCallback()
     history_cb = callbacks.HistoryCallback(run_dir, chief=chief)
-    cbs = [nan_cb, callbacks.ThroughputCallback(batch_size, epochs), history_cb, backup_cb]
+    # EMA first: validation and checkpoints then see the averaged weights.
+    cbs = ema_callbacks(cfg.optimizer) + [
+        nan_cb, callbacks.ThroughputCallback(batch_size, epochs), history_cb, backup_cb]
     if chief:
         cbs += [callbacks.CheckpointCallback(run_dir.checkpoints, classifier),
                 keras.callbacks.TensorBoard(run_dir.logs, write_graph=False)]
     verbose = 1 if os.isatty(1) else 2
 
     backup_cb.install_sigterm_handler()
-    frozen = None
     try:
         epoch, step = divmod(global_step, steps_per_epoch)
         while epoch < epochs and not (backup_cb.preempted or nan_cb.tripped_at is not None):
-            want_frozen = epoch < cfg.run.freeze_backbone_epochs
+            want_frozen = epoch < freeze_epochs
             if want_frozen != frozen:
-                set_backbone_trainable(classifier, not want_frozen)
-                _compile(trainer, cfg, optimizer, jit_compile)
+                start_phase(want_frozen, backup_cb.global_step)
                 frozen = want_frozen
             # An interrupted epoch is finished alone, with only the steps it still owes.
-            end = epoch + 1 if step else (cfg.run.freeze_backbone_epochs if want_frozen else epochs)
+            end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)
             trainer.fit(inputs.train, initial_epoch=epoch, epochs=end,
                         steps_per_epoch=steps_per_epoch - step,
                         validation_data=inputs.validation, callbacks=cbs, verbose=verbose,
@@ -184,7 +201,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
                                   class_names=inputs.class_names)
     results['eval_seconds'] = time.perf_counter() - start
     results['global_steps'] = backup_cb.global_step
-    results['optimizer_iterations'] = int(optimizer.iterations.numpy())
+    results['optimizer_iterations'] = int(trainer.optimizer.iterations.numpy())
     if history_cb.history:
         results['last_epoch'] = history_cb.history[-1]
     if chief:

@@ -1,0 +1,66 @@
+"""`Augmenter`: the Keras layer the compiled train step calls on each batch, seeded and checkpointed."""
+
+import keras
+import tensorflow as tf
+
+from pipelines.augment import policies
+from pipelines.augment.config import AugmentConfig
+
+
+class Augmenter(keras.layers.Layer):
+    """Augments (images, one-hot labels) on the device, a whole batch at a time.
+
+    Randomness comes from a `keras.random.SeedGenerator` the layer owns: one seed draw per call, so
+    the state is a tracked variable (saved with checkpoints, advanced inside XLA) and two layers built
+    with the same `cfg.seed` produce the same batches.
+
+    Args:
+        cfg: the policy and its parameters.
+        **kwargs: passed to `keras.layers.Layer` (e.g. `dtype` for a mixed-precision policy).
+    """
+
+    def __init__(self, cfg: AugmentConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.seed_generator = keras.random.SeedGenerator(cfg.seed, name='augment_seed')
+        # Labels must stay float32 (Keras would cast every float argument to the compute dtype), and
+        # uint8 images are cast by the policy itself, after the gathers that read them.
+        self._convert_input_args = False
+        # NumPy batches (tests, notebooks) are accepted as well as tensors.
+        self._allow_non_tensor_positional_args = True
+
+    @staticmethod
+    def supports_jit(cfg: AugmentConfig) -> bool:
+        """Whether this policy can run inside a jit_compile=True (XLA) train step."""
+        return policies.supports_jit(cfg)
+
+    def call(self, images, labels, training=False):
+        """Returns augmented (images in the compute dtype, float32 labels); see `augment_batch`."""
+        dtype = tf.as_dtype(self.compute_dtype)
+        if not training:
+            return policies.augment_batch(images, labels, tf.zeros([2], tf.int32), self.cfg,
+                                          training=False, dtype=dtype)
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Replicas share the generator; without this they would draw the same boxes, angles and
+            # mixing weights for their different shards. The generator only advances the second word.
+            replica_id = tf.cast(replica.replica_id_in_sync_group, tf.int32)
+            seed = seed + tf.stack([replica_id, tf.constant(0, tf.int32)])
+        return policies.augment_batch(images, labels, seed, self.cfg, training=True, dtype=dtype)
+
+    def compute_output_spec(self, images, labels, training=False):
+        size = self.cfg.image_size
+        return (keras.KerasTensor((images.shape[0], size, size, images.shape[-1]), dtype=self.compute_dtype),
+                keras.KerasTensor(labels.shape, dtype='float32'))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({'cfg': dict(vars(self.cfg))})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        cfg = AugmentConfig(**config.pop('cfg'))
+        return cls(cfg, **config)

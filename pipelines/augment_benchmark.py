@@ -1,0 +1,295 @@
+"""Augmentation throughput: each policy on the device (compiled, whole batch) versus host-side alternatives.
+
+`python -m pipelines.augment_benchmark --augment=seed,flip_crop [--json=PATH]` prints images/s per row;
+rows use the pipeline benchmark's schema {name, images_per_sec, images, seconds}, warm-up excluded.
+"""
+
+import json
+import logging
+import time
+from typing import Callable
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf
+
+from pipelines import augment
+
+NUM_CLASSES = 1000
+
+
+def _row(name: str, images: int, seconds: float) -> dict:
+    return {'name': name, 'images_per_sec': images / seconds, 'images': images, 'seconds': seconds}
+
+
+def _uint8_batch(batch_size: int, size: int, seed: int) -> np.ndarray:
+    # Smooth random images rather than white noise, so interpolation and histograms see photo-like data.
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(batch_size, 8, 8, 3)).astype(np.float32)
+    smooth = tf.image.resize(coarse, [size, size], method='bilinear').numpy()
+    return np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
+
+
+def _time_calls(step: Callable[[], tf.Tensor], num_batches: int, batch_size: int, name: str) -> dict:
+    """Times num_batches calls after one warm-up (tracing, compiling); syncs once on the last output."""
+    first_pixel = lambda out: tf.nest.flatten(out)[0][0, 0, 0, 0].numpy()
+    first_pixel(step())
+    start = time.perf_counter()
+    last = None
+    for _ in range(num_batches):
+        last = step()
+    # Device ops run in order, so reading one element of the last output waits for all of them.
+    first_pixel(last)
+    return _row(name, num_batches * batch_size, time.perf_counter() - start)
+
+
+def _device_row(cfg: augment.AugmentConfig, images: tf.Tensor, labels: tf.Tensor, num_batches: int) -> dict:
+    augmenter = augment.Augmenter(cfg)
+
+    @tf.function(jit_compile=augment.supports_jit(cfg))
+    def step(x, y):
+        # The whole batch is returned: a reduced output would let XLA compute only the pixels it needs.
+        out, soft = augmenter(x, y, training=True)
+        return out, soft
+
+    return _time_calls(lambda: step(images, labels), num_batches, images.shape[0],
+                       f'augment_{cfg.policy}_device')
+
+
+def _host_row(cfg: augment.AugmentConfig, images: np.ndarray, labels: np.ndarray, num_batches: int) -> dict:
+    """The same policy function in a tf.data map on the host CPU (what the pipeline would do without us)."""
+    with tf.device('/CPU:0'):
+        batches = tf.data.Dataset.from_tensors((images, labels)).repeat(num_batches + 1)
+        seeds = tf.data.Dataset.random(seed=cfg.seed).batch(2)
+        dataset = tf.data.Dataset.zip(batches, seeds).map(
+                lambda xy, s: augment.augment_batch(xy[0], xy[1], tf.cast(s, tf.int32), cfg, training=True),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).prefetch(2)
+        iterator = iter(dataset)
+        next(iterator)
+        start = time.perf_counter()
+        count = 0
+        for x, _ in iterator:
+            count += int(x.shape[0])
+        return _row(f'augment_{cfg.policy}_host', count, time.perf_counter() - start)
+
+
+def _keras_cv_seed_row(images: tf.Tensor, num_batches: int, seed: int) -> dict:
+    """The seed policy as three separate KerasCV layers (three warps), on the device, no XLA.
+
+    ImageProjectiveTransformV3, which KerasCV's rotation and translation use, has no XLA kernel.
+    """
+    import keras_cv  # pylint: disable=import-outside-toplevel
+    layers = [
+            keras_cv.layers.RandomRotation(30 / 360, fill_mode='nearest', seed=seed),
+            keras_cv.layers.RandomTranslation(0.2, 0.2, fill_mode='nearest', seed=seed),
+            keras_cv.layers.RandomFlip('horizontal', seed=seed),
+    ]
+
+    @tf.function
+    def step(x):
+        x = tf.cast(x, tf.float32)
+        for layer in layers:
+            x = layer(x, training=True)
+        return x
+
+    return _time_calls(lambda: step(images), num_batches, images.shape[0], 'augment_seed_keras_cv_layers')
+
+
+def _image_data_generator_row(images: np.ndarray, num_batches: int, seed: int) -> dict | None:
+    """The seed report's ImageDataGenerator(rotation 30, shifts 0.2, flip), one image at a time in NumPy.
+
+    Returns None when SciPy (which ImageDataGenerator's warps need) is not installed.
+    """
+    try:
+        import scipy.ndimage  # pylint: disable=import-outside-toplevel,unused-import
+    except ImportError:
+        logging.warning('augment_seed_imagedatagenerator skipped: ImageDataGenerator needs scipy.')
+        return None
+    # Keras 3 keeps the class only under its legacy package; it is the same code the seed ran.
+    from keras.src.legacy.preprocessing import image as legacy_image  # pylint: disable=import-outside-toplevel
+    generator = legacy_image.ImageDataGenerator(rotation_range=30, width_shift_range=0.2,
+                                                height_shift_range=0.2, horizontal_flip=True)
+    flow = generator.flow(images.astype(np.float32), batch_size=images.shape[0], shuffle=False, seed=seed)
+    next(flow)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        next(flow)
+    return _row('augment_seed_imagedatagenerator', num_batches * images.shape[0], time.perf_counter() - start)
+
+
+def run_augment_benchmark(policies: list[str], *, image_size: int = 224, batch_size: int = 64,
+                          num_batches: int = 10, seed: int = 0) -> list[dict]:
+    """Measures images/s of each policy on the current device and on the host, plus the seed baselines.
+
+    Args:
+        policies: `--augment` values, each a '+'-joined policy (e.g. 'randaugment+mixup').
+        image_size: output side in pixels; inputs are cached-size uint8 squares for each policy.
+        batch_size: images per batch.
+        num_batches: timed batches per row (the host-side baselines run at most 3: they are slow).
+        seed: the augmentation seed.
+
+    Returns:
+        Rows {name, images_per_sec, images, seconds}: `augment_<policy>_device` and
+        `augment_<policy>_host` per policy, and for 'seed' also `augment_seed_keras_cv_layers` and
+        `augment_seed_imagedatagenerator`.
+    """
+    rows = []
+    labels = tf.one_hot(np.arange(batch_size) % NUM_CLASSES, NUM_CLASSES).numpy()
+    for policy in policies:
+        cfg = augment.AugmentConfig(policy=policy, image_size=image_size, num_classes=NUM_CLASSES, seed=seed)
+        host_images = _uint8_batch(batch_size, augment.cache_size_for(cfg), seed)
+        device_images = tf.constant(host_images)
+        device_labels = tf.constant(labels)
+        rows.append(_device_row(cfg, device_images, device_labels, num_batches))
+        rows.append(_host_row(cfg, host_images, labels, min(num_batches, 3)))
+        if policy == 'seed':
+            rows.append(_keras_cv_seed_row(device_images, num_batches, seed))
+            generator_row = _image_data_generator_row(host_images, min(num_batches, 3), seed)
+            if generator_row is not None:
+                rows.append(generator_row)
+    return rows
+
+
+def _library_layers(part: str, image_size: int, seed: int) -> dict[str, Callable]:
+    """KerasCV and Keras-core versions of one policy part, as functions (images, labels) -> images."""
+    import keras  # pylint: disable=import-outside-toplevel
+    import keras_cv  # pylint: disable=import-outside-toplevel
+
+    def chain(*layers):
+        def apply(x, y):
+            del y
+            for layer in layers:
+                x = layer(x, training=True)
+            return x
+        return apply
+
+    def mixing(layer):
+        return lambda x, y: layer({'images': x, 'labels': y}, training=True)['images']
+
+    def keras_mixing(layer):
+        return lambda x, y: layer({'images': x, 'labels': y}, training=True)['images']
+
+    return {
+            'seed': {
+                    'keras_cv': chain(keras_cv.layers.RandomRotation(30 / 360, fill_mode='nearest', seed=seed),
+                                      keras_cv.layers.RandomTranslation(0.2, 0.2, fill_mode='nearest', seed=seed),
+                                      keras_cv.layers.RandomFlip('horizontal', seed=seed)),
+                    'keras': chain(keras.layers.RandomRotation(30 / 360, fill_mode='nearest', seed=seed),
+                                   keras.layers.RandomTranslation(0.2, 0.2, fill_mode='nearest', seed=seed),
+                                   keras.layers.RandomFlip('horizontal', seed=seed)),
+            },
+            'flip_crop': {
+                    'keras_cv': chain(keras.layers.ZeroPadding2D(4),
+                                      keras_cv.layers.RandomCrop(image_size, image_size, seed=seed),
+                                      keras_cv.layers.RandomFlip('horizontal', seed=seed)),
+                    'keras': chain(keras.layers.ZeroPadding2D(4), keras.layers.RandomCrop(image_size, image_size, seed=seed),
+                                   keras.layers.RandomFlip('horizontal', seed=seed)),
+            },
+            'rrc': {
+                    'keras_cv': chain(keras_cv.layers.RandomCropAndResize(
+                            (image_size, image_size), crop_area_factor=(0.08, 1.0),
+                            aspect_ratio_factor=(3 / 4, 4 / 3), seed=seed),
+                                      keras_cv.layers.RandomFlip('horizontal', seed=seed)),
+            },
+            'randaugment': {
+                    'keras_cv': chain(keras_cv.layers.RandAugment((0, 255), augmentations_per_image=2, magnitude=0.9,
+                                                                  seed=seed)),
+                    'keras': chain(keras.layers.RandAugment((0, 255), num_ops=2, factor=0.9, seed=seed)),
+            },
+            'mixup': {
+                    'keras_cv': mixing(keras_cv.layers.MixUp(alpha=0.2, seed=seed)),
+                    'keras': keras_mixing(keras.layers.MixUp(alpha=0.2, seed=seed)),
+            },
+            'cutmix': {
+                    'keras_cv': mixing(keras_cv.layers.CutMix(alpha=1.0, seed=seed)),
+                    'keras': keras_mixing(keras.layers.CutMix(factor=1.0, seed=seed)),
+            },
+            'erasing': {
+                    'keras': chain(keras.layers.RandomErasing(factor=1.0, value_range=(0, 255), seed=seed)),
+            },
+    }.get(part, {})
+
+
+def run_library_comparison(parts: list[str], *, image_size: int = 224, batch_size: int = 64,
+                           num_batches: int = 5, seed: int = 0) -> list[dict]:
+    """Measures the KerasCV and Keras-core layers for each single-part policy, to choose per layer.
+
+    Rows `augment_<part>_keras_cv` and `augment_<part>_keras` (where the library has the op), run on
+    the current device inside a tf.function, with or without XLA, whichever is faster (row key 'xla').
+
+    Args:
+        parts: single policy names, e.g. ['seed', 'randaugment'].
+        image_size: output side in pixels.
+        batch_size: images per batch.
+        num_batches: timed batches per row.
+        seed: layer seed.
+
+    Returns:
+        Rows {name, images_per_sec, images, seconds, xla}.
+    """
+    rows = []
+    labels = tf.constant(tf.one_hot(np.arange(batch_size) % NUM_CLASSES, NUM_CLASSES).numpy())
+    for part in parts:
+        cfg = augment.AugmentConfig(policy=part, image_size=image_size, num_classes=NUM_CLASSES, seed=seed)
+        images = tf.cast(tf.constant(_uint8_batch(batch_size, augment.cache_size_for(cfg), seed)), tf.float32)
+        for library, apply in _library_layers(part, image_size, seed).items():
+            # Keep the faster of XLA and plain graph mode: some layers compile but recompile per call.
+            row = None
+            for jit in (True, False):
+                step = tf.function(apply, jit_compile=jit)
+                try:
+                    candidate = _time_calls(lambda: step(images, labels), num_batches, batch_size,
+                                            f'augment_{part}_{library}')
+                except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, ValueError, TypeError) as e:
+                    logging.info('%s %s with jit_compile=%s failed: %s', part, library, jit, str(e)[:200])
+                    continue
+                candidate['xla'] = jit
+                if row is None or candidate['images_per_sec'] > row['images_per_sec']:
+                    row = candidate
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def main(argv, flag_values: flags.FlagValues | None = None):
+    """Runs the benchmark from flags (defined by `define_flags`), prints rows, writes --json."""
+    del argv
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    policies = [p for p in flag_values.augment.split(',') if p]
+    rows = run_augment_benchmark(policies, image_size=flag_values.image_size,
+                                 batch_size=flag_values.batch_size, num_batches=flag_values.num_batches,
+                                 seed=flag_values.seed)
+    if flag_values.compare_libraries:
+        parts = sorted({part for policy in policies for part in augment.AugmentConfig(policy=policy).parts})
+        rows += run_library_comparison(parts, image_size=flag_values.image_size,
+                                       batch_size=flag_values.batch_size, num_batches=flag_values.num_batches,
+                                       seed=flag_values.seed)
+    device = tf.config.list_logical_devices('GPU') or tf.config.list_logical_devices('CPU')
+    print(f'device: {device[0].name}')
+    for row in rows:
+        xla = '' if 'xla' not in row else (' (XLA)' if row['xla'] else ' (no XLA)')
+        print(f"{row['name']:<45} {row['images_per_sec']:>12,.0f} images/s "
+              f"({row['images']} images in {row['seconds']:.2f} s){xla}")
+    if flag_values.json:
+        with open(flag_values.json, 'w') as f:
+            json.dump(rows, f, indent=2)
+
+
+def define_flags(flag_values: flags.FlagValues | None = None):
+    """Defines this CLI's flags (only when run as a program, never on import)."""
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    flags.DEFINE_string('augment', 'seed', "Comma-separated policies, each '+'-joined, e.g. seed,randaugment+mixup.",
+                        flag_values=flag_values)
+    flags.DEFINE_string('json', None, 'Write the rows as JSON to this path.', flag_values=flag_values)
+    flags.DEFINE_integer('image_size', 224, 'Output side in pixels.', flag_values=flag_values)
+    flags.DEFINE_integer('batch_size', 64, 'Images per batch.', flag_values=flag_values)
+    flags.DEFINE_integer('num_batches', 10, 'Timed batches per device row.', flag_values=flag_values)
+    flags.DEFINE_integer('seed', 0, 'Augmentation seed.', flag_values=flag_values)
+    flags.DEFINE_bool('compare_libraries', False, 'Also time the KerasCV and Keras-core layers per policy part.',
+                      flag_values=flag_values)
+
+
+if __name__ == '__main__':
+    define_flags()
+    app.run(main)

@@ -85,3 +85,14 @@ def test_freeze_backbone_then_unfreeze_with_ema_and_label_smoothing(tmp_path):
     results = json.load(open(model_dir / 'results.json'))
     assert results['optimizer_iterations'] == 2 * 3
     assert [row['epoch'] for row in json.load(open(model_dir / 'history.json'))] == [1, 2]
+
+
+def test_benchmark_mode_reports_ceiling_end_to_end_and_verdict(tmp_path, capsys):
+    run_train(*SMALL, f'--model_dir={tmp_path / "bench"}', '--benchmark')
+    report = json.load(open(tmp_path / 'bench' / 'benchmark.json'))
+    names = [row['name'] for row in report['results']]
+    assert names == ['train_step_ceiling_on_device', 'train_end_to_end']
+    assert all(row['images'] == 3 * 16 and row['images_per_sec'] > 0 for row in report['results'])
+    assert report['input_bound'] == (report['end_to_end_over_ceiling'] < 0.97)
+    assert 'input-bound: ' in capsys.readouterr().out
+    assert not (tmp_path / 'bench' / 'results.json').exists()  # measuring is not training

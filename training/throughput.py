@@ -79,7 +79,8 @@ def _measure(cfg: TrainConfig, train_data, device_cache, steps: int, warmup: int
                                 global_batch_size=batch)
     loop._compile(trainer, cfg, optimizer, jit_compile)
     timer = _StepTimer(warmup)
-    trainer.fit(train_data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0)
+    trainer.fit(train_data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0,
+                shuffle=False)
     seconds = timer.end - timer.start
     images = timer.steps * batch
     return {'images_per_sec': images / seconds, 'images': images, 'seconds': seconds}

@@ -144,16 +144,20 @@ def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a --flag', 2)
     from training import native_stderr
+    from training.strategy import StrategyError
 
     try:
-        with native_stderr.held_back(drop_on=(ValueError,)):
+        with native_stderr.held_back(drop_on=(ValueError, StrategyError)):
             cfg = config_from_flags()
-            import tensorflow as tf
-            # Device start-up (CUDA probing) logs here, held back; we print one line instead.
-            devices = [d.name for d in tf.config.list_logical_devices()]
+            from training import strategy as strategy_lib
+            # The strategy comes first (multi-worker collectives must be configured before the
+            # runtime starts); device start-up logs here, held back; we print one line instead.
+            strategy = strategy_lib.build_strategy(cfg.run.strategy)
     except ValueError as e:
         _fail(str(e), 2)
-    print(f'devices: {", ".join(devices)}', flush=True)
+    except StrategyError as e:
+        _fail(str(e), 1)
+    print(f'devices: {", ".join(strategy.extended.worker_devices)}', flush=True)
     print('config:\n' + cfg.to_json(), flush=True)
 
     from models.weights import WeightsError
@@ -166,8 +170,8 @@ def main(argv):
             from training import throughput
             throughput.run(cfg)
             return
-        outcome = loop.run(cfg)
-    except (RunDirError, DataMissingError, WeightsError, loop.TrainingError) as e:
+        outcome = loop.run(cfg, strategy=strategy)
+    except (RunDirError, DataMissingError, WeightsError, StrategyError, loop.TrainingError) as e:
         _fail(str(e), 1)
     if outcome.status == 'preempted':
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',

@@ -36,13 +36,27 @@ class RunOutcome:
     model_dir: str
 
 
-def load_inputs(cfg: TrainConfig) -> Inputs:
-    """Prepares the dataset (or synthetic tensors) and builds the cached pipelines."""
+def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -> Inputs:
+    """Prepares the dataset (or synthetic tensors) and builds the cached pipelines.
+
+    With `--data_service`, the training stream comes from the tf.data service workers instead
+    (they read, decode and batch); validation and test stay local.
+    """
     spec = datasets.get_dataset_spec(cfg.source.dataset)
+    builder = None
     if cfg.run.synthetic_data:
-        return build_synthetic_inputs(spec, cfg.pipeline)
-    builder = sources.prepare(cfg.source)
-    return build_inputs(builder, spec, cfg.pipeline)
+        inputs = build_synthetic_inputs(spec, cfg.pipeline)
+    else:
+        builder = sources.prepare(cfg.source)
+        inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
+    if cfg.run.data_service:
+        from pipelines import data_service  # pylint: disable=import-outside-toplevel
+        train = data_service.distribute_train(
+            cfg, builder, input_context=input_context,
+            job_name=data_service.job_name_for(cfg, job_suffix))
+        # The service sends images, not indices into a device cache.
+        inputs = dataclasses.replace(inputs, train=train, device_cache=None)
+    return inputs
 
 
 def _compile(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
@@ -67,12 +81,15 @@ def _resolve_batch_size(cfg: TrainConfig, replicas: int) -> TrainConfig:
     return dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, batch_size=batch))
 
 
-def run(cfg: TrainConfig) -> RunOutcome:
+def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> RunOutcome:
     """Trains per `cfg`, resuming from `--model_dir` when a backup is there.
 
     Raises:
       RunDirError, TrainingError, sources.DataMissingError, WeightsError: one-line problems.
     """
+    # Collective ops (multi-worker) must be configured before anything else touches the runtime.
+    strategy = strategy or strategy_lib.build_strategy(cfg.run.strategy)
+    chief = strategy_lib.is_chief(strategy)
     run_dir = RunDir(cfg.run.model_dir)
     run_dir.check_writable()
     keras.utils.set_random_seed(cfg.run.seed)
@@ -81,12 +98,23 @@ def run(cfg: TrainConfig) -> RunOutcome:
     precision = resolve_precision(cfg.run.precision)
     keras.mixed_precision.set_global_policy(precision)
     jit_compile = resolve_jit_compile(cfg.run.jit_compile)
-    strategy = strategy_lib.build_strategy(cfg.run.strategy)
-    chief = strategy_lib.is_chief(strategy)
 
     train_cfg = _resolve_batch_size(cfg, strategy.num_replicas_in_sync)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     try:
-        inputs = load_inputs(train_cfg)
+        # Each worker reads and caches only its shard of the training split.
+        context = (strategy_lib.input_context(strategy, train_cfg.pipeline.batch_size)
+                   if multi_worker else None)
+        inputs = load_inputs(train_cfg, input_context=context,
+                             job_suffix=f'step{backup.latest_step(run_dir.backup) or 0}')
+        if multi_worker:
+            # Validation/test unsharded (Keras shards them); training pre-sharded per worker.
+            local = load_inputs(dataclasses.replace(
+                train_cfg, run=dataclasses.replace(train_cfg.run, data_service='')))
+            inputs = dataclasses.replace(
+                inputs, train=strategy_lib.distribute_per_worker(strategy, inputs.train),
+                validation=local.validation, test=local.test, num_validation=local.num_validation,
+                num_test=local.num_test)
     except ValueError as e:
         # The pipeline names the flag whose value does not fit the data (e.g. batch > split).
         logging.debug('input pipeline refused the config', exc_info=True)
@@ -103,6 +131,8 @@ def run(cfg: TrainConfig) -> RunOutcome:
           f'on {strategy.num_replicas_in_sync} replica(s); {steps_per_epoch} steps/epoch; '
           f'precision {precision}; jit_compile {jit_compile}', flush=True)
 
+    if not chief:
+        return _train_non_chief(train_cfg, inputs, run_dir, strategy, steps_per_epoch, jit_compile)
     state = run_dir.claim(cfg)
     if state == 'finished':
         results = evaluation_results(run_dir)
@@ -121,8 +151,21 @@ def run(cfg: TrainConfig) -> RunOutcome:
         raise
 
 
+def _train_non_chief(cfg, inputs, run_dir, strategy, steps_per_epoch, jit_compile) -> RunOutcome:
+    """A non-chief worker: trains in lockstep, restores from the chief's backup, writes only to a
+    private temporary folder (every worker must take part in saves), which it removes at the end."""
+    out = strategy_lib.worker_dir(run_dir.path, strategy)
+    try:
+        private = RunDir(out)
+        private.backup = os.path.join(out, 'backup')
+        return _train(cfg, inputs, private, strategy, False, steps_per_epoch, jit_compile,
+                      restore_from=run_dir.backup)
+    finally:
+        strategy_lib.remove_worker_dir(out, run_dir.path)
+
+
 def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: bool,
-           steps_per_epoch: int, jit_compile: bool) -> RunOutcome:
+           steps_per_epoch: int, jit_compile: bool, restore_from: str | None = None) -> RunOutcome:
     epochs = cfg.run.epochs
     batch_size = cfg.pipeline.batch_size
     freeze_epochs = cfg.run.freeze_backbone_epochs
@@ -150,10 +193,11 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
             trainer.optimizer.iterations.assign(global_step)
 
     # The phase of the backup decides which optimizer its saved state fits.
-    peeked = backup.latest_step(run_dir.backup) or 0
+    restore_from = restore_from or run_dir.backup
+    peeked = backup.latest_step(restore_from) or 0
     frozen = peeked // steps_per_epoch < freeze_epochs
     start_phase(frozen, 0)
-    restored = backup.restore(trainer, run_dir.backup)
+    restored = backup.restore(trainer, restore_from)
     global_step = restored[0] if restored else 0
     if restored:
         print(f'resuming from the backup in {run_dir.backup}: '
@@ -197,8 +241,8 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
         return RunOutcome('preempted', None, run_dir.path)
 
     start = time.perf_counter()
-    results = evaluation.evaluate(trainer, inputs.test, num_examples=inputs.num_test,
-                                  class_names=inputs.class_names)
+    results = evaluation.evaluate(_LocalPredictor(trainer), inputs.test,
+                                  num_examples=inputs.num_test, class_names=inputs.class_names)
     results['eval_seconds'] = time.perf_counter() - start
     results['global_steps'] = backup_cb.global_step
     results['optimizer_iterations'] = int(trainer.optimizer.iterations.numpy())
@@ -211,6 +255,17 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
         shutil.rmtree(run_dir.backup, ignore_errors=True)
     _print_results(results)
     return RunOutcome('finished', results, run_dir.path)
+
+
+class _LocalPredictor:
+    """Predicts on this worker alone: every worker sees the whole test split exactly once, and a
+    distributed predict would instead concatenate all workers' copies of each batch."""
+
+    def __init__(self, trainer: Trainer):
+        self._predict = tf.function(lambda images: trainer.predict_step(images), reduce_retracing=True)
+
+    def predict_on_batch(self, images):
+        return self._predict(images).numpy()
 
 
 def evaluation_results(run_dir: RunDir) -> dict:

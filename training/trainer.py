@@ -34,6 +34,13 @@ class Trainer(keras.Model):
             self.augmenter.build(None)
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' version takes a batch off the iterator (it is lost) and MEAN-reduces it across
+        # workers, which fails for uint8 images; the build below needs only fixed shapes.
+        del iterator, data_batch
+        with self.distribute_strategy.scope():
+            self._symbolic_build()
+
     def _symbolic_build(self, iterator=None, data_batch=None):
         # Keras builds loss and metrics from a raw batch (int labels, or indices for the device
         # cache); the step only sees (images, one-hot) after the gather and the augmenter.
@@ -54,12 +61,19 @@ class Trainer(keras.Model):
             # Index batches in, pixels gathered where they live: no host-to-device copy per step.
             inputs, labels = self._device_cache.gather(inputs)
         images, targets = self.augmenter(inputs, self._one_hot(labels), training=True)
-        return super().train_step((images, targets))
+        return self._cross_worker_logs(super().train_step((images, targets)))
 
     def test_step(self, data):
         images, labels = data
         images, targets = self.augmenter(images, self._one_hot(labels), training=False)
-        return super().test_step((images, targets))
+        return self._cross_worker_logs(super().test_step((images, targets)))
+
+    def _cross_worker_logs(self, logs):
+        # Keras MEAN-reduces logs across workers along axis 0, which fails on scalars
+        # (tensorflow/tensorflow#72388); shape [1] reduces to the scalar Keras expects.
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     def predict_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data

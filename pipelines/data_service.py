@@ -1,0 +1,279 @@
+"""tf.data service: remote CPU workers run the expensive input work (read, decode, resize, cache, shuffle, batch).
+
+Servers: `python -m pipelines.data_service dispatcher --port=5050` and
+`python -m pipelines.data_service worker --dispatcher=HOST:5050 --port=5051`; they serve until SIGTERM/SIGINT.
+Trainers: `train.py --data_service=grpc://HOST:5050`, where the loop calls `distribute_train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import signal
+import sys
+import threading
+import typing
+
+import tensorflow as tf
+
+from pipelines import decode
+
+if typing.TYPE_CHECKING:
+    from training.config import TrainConfig
+
+AUTOTUNE = tf.data.AUTOTUNE
+MODES = ('distributed_epoch', 'parallel_epochs')
+# Encoded records are ~10-100 KB, so this buffer costs a worker at most a few hundred MB.
+RECORD_SHUFFLE_BUFFER = 8192
+# Decoded uint8 images in a parallel_epochs worker's shuffle buffer: 2,048 x 224 px = 300 MB.
+_DECODED_SHUFFLE_BYTES = 300 * 1000 * 1000
+# Generated examples per epoch for `--synthetic_data` (made on the workers, never shipped from the trainer).
+SYNTHETIC_EXAMPLES = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceConfig:
+    """Which tf.data service the trainer reads from and how.
+
+    Attributes:
+        address: `--data_service`, `grpc://HOST:PORT` of the dispatcher.
+        mode: `--data_service_mode`; `distributed_epoch`: the dispatcher hands each worker a share of the
+            input, so across all workers (and all trainers sharing the job) every example is served once per
+            epoch; `parallel_epochs`: every worker runs whole epochs of its own (decoded once into its RAM
+            cache), so examples are served independently by each worker.
+        job_name: trainers that name the same job share it (several workers / replicas of one run).
+        batch_size: examples per element a trainer receives (per replica with an input context).
+        image_size: side of the decoded uint8 squares.
+        max_outstanding_requests: batches a trainer may have in flight from the workers.
+    """
+
+    address: str
+    mode: str = 'distributed_epoch'
+    job_name: str = 'train'
+    batch_size: int = 64
+    image_size: int = 224
+    max_outstanding_requests: int | None = None
+
+    def __post_init__(self):
+        if not self.address.startswith('grpc://') or ':' not in self.address[len('grpc://'):]:
+            raise ValueError(f'--data_service={self.address!r} is not valid; use grpc://HOST:PORT')
+        if self.mode not in MODES:
+            raise ValueError(f'--data_service_mode={self.mode!r} is not valid; valid: {", ".join(MODES)}')
+        if self.batch_size <= 0:
+            raise ValueError(f'--batch_size={self.batch_size} must be positive')
+        if self.image_size <= 0:
+            raise ValueError(f'--image_size={self.image_size} must be a positive number of pixels')
+
+
+def _runtime_seeded_shuffle(dataset: tf.data.Dataset, buffer_size: int) -> tf.data.Dataset:
+    """Shuffles with a seed drawn when a worker starts iterating, not when the graph is built.
+
+    Every worker receives the same graph. A seed fixed in it (Keras' global seed fixes even `seed=None`)
+    would give every parallel_epochs worker the same order, so the trainer would see each example once
+    per worker in lockstep. The wall clock at iterator creation differs per worker.
+    """
+    seeds = tf.data.Dataset.from_tensors(0).map(
+        lambda _: tf.bitcast(tf.cast(tf.timestamp() * 1e9, tf.uint64), tf.int64))
+
+    def shuffled(seed):
+        # Only this function's graph: its seed comes from `seed`. With a global seed of 0 (Keras'
+        # default `--seed`) TF's seed helper would otherwise test the seed tensor as a Python bool.
+        tf.compat.v1.get_default_graph().seed = None
+        return dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+
+    return seeds.flat_map(shuffled)
+
+
+def worker_pipeline(records: tf.data.Dataset, *, mode: str, batch_size: int, image_size: int,
+                    num_examples: int, decoder=None) -> tf.data.Dataset:
+    """The dataset the service workers run, from encoded records to batches.
+
+    distributed_epoch: records -> shuffle (encoded, cheap) -> decode -> batch. One epoch, finite: the
+        dispatcher splits the source among workers, so a worker cannot cache (it gets different records
+        each epoch); it decodes every epoch, which is what the fleet is for. Batches keep their remainder
+        (`distribute` rebatches on the trainer) so no example is dropped.
+    parallel_epochs: records -> decode -> cache (worker RAM, filled in the first epoch) -> shuffle -> repeat
+        -> batch. Infinite; after the first epoch a worker only gathers and batches.
+
+    Args:
+        records: finite `{'image': encoded tf.string, 'label': int}` (or anything `decoder` takes).
+        mode: one of MODES.
+        batch_size: examples per batch sent to a trainer.
+        image_size: side of the decoded squares.
+        num_examples: examples in `records` (bounds the shuffle buffers).
+        decoder: record -> (image uint8 [S, S, 3], label int32); default: `decode.make_decoder(image_size)`.
+    """
+    decoder = decoder or decode.make_decoder(image_size)
+    if mode == 'distributed_epoch':
+        ds = _runtime_seeded_shuffle(records, min(num_examples, RECORD_SHUFFLE_BUFFER))
+        ds = ds.map(decoder, num_parallel_calls=AUTOTUNE, deterministic=False)
+        ds = ds.batch(batch_size, drop_remainder=False)
+    elif mode == 'parallel_epochs':
+        buffer = max(batch_size, min(num_examples, _DECODED_SHUFFLE_BYTES // (image_size * image_size * 3)))
+        ds = records.map(decoder, num_parallel_calls=AUTOTUNE, deterministic=False).cache()
+        ds = _runtime_seeded_shuffle(ds, buffer).repeat()
+        ds = ds.batch(batch_size, drop_remainder=True)  # static shapes for the compiled train step
+    else:
+        raise ValueError(f'--data_service_mode={mode!r} is not valid; valid: {", ".join(MODES)}')
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    options.deterministic = False
+    return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def distribute(worker_dataset: tf.data.Dataset, cfg: ServiceConfig) -> tf.data.Dataset:
+    """Registers `worker_dataset` with the dispatcher and returns the trainer's endless stream of batches.
+
+    In distributed_epoch mode each pass of the returned dataset's `repeat()` is a new iteration of the
+    shared job, i.e. one more epoch over every example; worker batches (which keep their remainders)
+    are rebatched here to exactly `batch_size`, so shapes are static and nothing is dropped.
+    The result carries auto-sharding OFF: the service already decides who gets what, and a tf.distribute
+    re-shard would throw batches away.
+    """
+    policy = (tf.data.experimental.service.ShardingPolicy.DYNAMIC if cfg.mode == 'distributed_epoch'
+              else tf.data.experimental.service.ShardingPolicy.OFF)
+    ds = worker_dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode=policy, service=cfg.address, job_name=cfg.job_name,
+        max_outstanding_requests=cfg.max_outstanding_requests))
+    if cfg.mode == 'distributed_epoch':
+        ds = ds.repeat().rebatch(cfg.batch_size, drop_remainder=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.prefetch(AUTOTUNE).with_options(options)
+
+
+def synthetic_records(num_examples: int, image_size: int, num_classes: int, seed: int) -> tf.data.Dataset:
+    """(image uint8, label int32) examples generated on the worker from their index: no constants shipped."""
+
+    def make(index):
+        key = tf.stack([tf.cast(seed, tf.int64), index])
+        image = tf.random.stateless_uniform([image_size, image_size, 3], key, maxval=256, dtype=tf.int32)
+        return tf.cast(image, tf.uint8), tf.cast(index % num_classes, tf.int32)
+
+    return tf.data.Dataset.range(num_examples).map(make)
+
+
+def job_name_for(cfg: TrainConfig, suffix: str = '') -> str:
+    """A job name every trainer of one run computes alike, and different runs do not share.
+
+    The config (model_dir included) identifies the run; pass `suffix` (e.g. the resumed global step)
+    so a resumed run starts a fresh job instead of joining the old run's half-consumed one.
+    """
+    digest = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:12]
+    return f'{cfg.source.dataset}-{digest}{"-" + suffix if suffix else ""}'
+
+
+def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.InputContext | None = None,
+                     job_name: str | None = None) -> tf.data.Dataset:
+    """The training dataset served by the tf.data service at `cfg.run.data_service`.
+
+    The TFDS read, decode, resize, cache, shuffle and batch run on the service workers; the trainer only
+    receives (images uint8 [B, S, S, 3], labels int32 [B]) batches. The workers read the TFDS files
+    themselves, so `--data_dir` must name the same (shared) storage on every worker.
+
+    Args:
+        cfg: the run's config; uses run.data_service / data_service_mode, pipeline.batch_size /
+            cache_size / validation_fraction, source.dataset.
+        builder: the prepared TFDS builder (`sources.prepare`), or None with `--synthetic_data`.
+        input_context: with several replicas, batches are per-replica sized (feed the result through
+            `training.strategy.distribute_per_worker`).
+        job_name: shared by all trainers of the run; default `job_name_for(cfg)`.
+
+    Returns:
+        An infinite dataset of static-shape batches, auto-sharding off.
+    """
+    from pipelines import datasets, pipeline, sources  # pylint: disable=import-outside-toplevel
+
+    batch = (input_context.get_per_replica_batch_size(cfg.pipeline.batch_size) if input_context
+             else cfg.pipeline.batch_size)
+    service = ServiceConfig(address=cfg.run.data_service, mode=cfg.run.data_service_mode,
+                            job_name=job_name or job_name_for(cfg), batch_size=batch,
+                            image_size=cfg.pipeline.cache_size)
+    spec = datasets.get_dataset_spec(cfg.source.dataset)
+    if builder is None:
+        records = synthetic_records(SYNTHETIC_EXAMPLES, cfg.pipeline.cache_size, spec.num_classes,
+                                    cfg.pipeline.seed)
+        num_train, decoder = SYNTHETIC_EXAMPLES, lambda image, label: (image, label)
+    else:
+        sizes = sources.split_sizes(builder)
+        train_split, _, num_train, _ = pipeline.carve_validation(
+            spec.train_split, sizes[spec.train_split], cfg.pipeline.validation_fraction)
+        records, decoder = sources.read_split(builder, train_split), None
+    worker = worker_pipeline(records, mode=service.mode, batch_size=batch, image_size=service.image_size,
+                             num_examples=num_train, decoder=decoder)
+    return distribute(worker, service)
+
+
+def _serve_until_signal(server, what: str) -> None:
+    """Blocks until SIGTERM or SIGINT, then stops `server` (in-flight requests end, ports are released)."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f'{what} serving; SIGTERM or Ctrl-C stops it', flush=True)
+    while not stop.wait(1.0):
+        pass
+    server.stop()
+    print(f'{what} stopped', flush=True)
+
+
+def start_dispatcher(port: int, work_dir: str | None = None) -> tf.data.experimental.service.DispatchServer:
+    """Starts a dispatcher on `port` (0 = any free port). With `work_dir`, jobs survive a dispatcher restart."""
+    config = tf.data.experimental.service.DispatcherConfig(
+        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir))
+    return tf.data.experimental.service.DispatchServer(config)
+
+
+def start_worker(dispatcher: str, port: int, worker_address: str | None = None
+                 ) -> tf.data.experimental.service.WorkerServer:
+    """Starts a worker that registers with `dispatcher` (HOST:PORT, no grpc:// needed) on `port` (0 = any).
+
+    Args:
+        worker_address: HOST:PORT the dispatcher tells trainers to use; default localhost:PORT, so give it
+            (this host's reachable name) whenever trainers run elsewhere.
+    """
+    dispatcher = dispatcher.removeprefix('grpc://')
+    config = tf.data.experimental.service.WorkerConfig(
+        dispatcher_address=dispatcher, port=port,
+        worker_address=worker_address or None)
+    return tf.data.experimental.service.WorkerServer(config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`dispatcher --port=P [--work_dir=D]` or `worker --dispatcher=HOST:P --port=Q [--worker_address=H:Q]`."""
+    from absl import flags  # pylint: disable=import-outside-toplevel  # CLI only
+
+    flag_values = flags.FlagValues()
+    flags.DEFINE_integer('port', 0, 'Port to serve on (0 = any free port; the chosen one is printed).',
+                         flag_values=flag_values)
+    flags.DEFINE_string('dispatcher', None, 'worker: HOST:PORT of the dispatcher.', flag_values=flag_values)
+    flags.DEFINE_string('worker_address', None,
+                        'worker: HOST:PORT trainers use to reach this worker (default localhost:PORT).',
+                        flag_values=flag_values)
+    flags.DEFINE_string('work_dir', None, 'dispatcher: journal folder, so jobs survive a restart.',
+                        flag_values=flag_values)
+    argv = sys.argv if argv is None else argv
+    try:
+        rest = flag_values(argv)
+    except flags.Error as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    role = rest[1] if len(rest) == 2 else None
+    if role == 'dispatcher':
+        server = start_dispatcher(flag_values.port, flag_values.work_dir)
+        what = f'dispatcher on grpc://localhost:{server.target.rsplit(":", 1)[1]}'
+    elif role == 'worker':
+        if not flag_values.dispatcher:
+            print('error: worker needs --dispatcher=HOST:PORT', file=sys.stderr)
+            return 2
+        server = start_worker(flag_values.dispatcher, flag_values.port, flag_values.worker_address)
+        what = f'worker on port {server._address.rsplit(":", 1)[1]} for dispatcher {flag_values.dispatcher}'  # pylint: disable=protected-access
+    else:
+        print(f'error: say `dispatcher` or `worker`, got {rest[1:]}; e.g. '
+              'python -m pipelines.data_service dispatcher --port=5050', file=sys.stderr)
+        return 2
+    _serve_until_signal(server, what)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

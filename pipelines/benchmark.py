@@ -1,0 +1,370 @@
+"""CLI: our input pipeline side by side with what users do today, on the same data, in one run.
+
+    python -m pipelines.benchmark --dataset=caltech256|cifar100 [--data_dir=DIR] [--image_size=S]
+        [--batch_size=B] [--examples=N] [--cache=memory|disk|device] [--augment=POLICY,...] [--json=PATH]
+
+Without `--data_dir` it generates photo-like JPEGs (Caltech-256 sizes) or 32 px PNGs (CIFAR-100) in memory;
+with it, it reads the prepared TFDS dataset (`python -m pipelines.prepare`). Figures: see BUILD.md.
+"""
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines import baselines
+from pipelines import cache as cache_lib
+from pipelines import decode
+from pipelines import pipeline
+from pipelines import synthetic
+from pipelines.datasets import get_dataset_spec
+
+# Examples decoded per run: enough for stable figures, small enough for a few minutes on 2 cores.
+DEFAULT_EXAMPLES = {'caltech256': 2000, 'cifar100': 20000}
+BENCH_CACHE_CHOICES = ('memory', 'disk', 'device')
+LIMIT = 'memory_bandwidth_limit'
+IDG = 'imagedatagenerator_seed_policy'
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """One benchmark run (flags of the same names).
+
+    Attributes:
+        dataset: `--dataset`.
+        data_dir: `--data_dir`; None = generated data of the dataset's shape.
+        image_size: `--image_size`; None = the dataset preset's.
+        batch_size: `--batch_size`; None = the dataset preset's.
+        examples: `--examples`, how many training examples are decoded and cached; None = a default.
+        cache: `--cache`, placement behind `ours_cached_epoch` (memory|disk|device).
+        min_seconds: `--min_seconds`, each timed row runs at least this long (warm-up excluded).
+        augment: `--augment`, policies whose on-device throughput is appended (augment_benchmark rows).
+        seed: `--seed`.
+        json_path: `--json`, where the report goes.
+    """
+
+    dataset: str
+    data_dir: str | None = None
+    image_size: int | None = None
+    batch_size: int | None = None
+    examples: int | None = None
+    cache: str = 'memory'
+    min_seconds: float = 3.0
+    augment: tuple[str, ...] = ()
+    seed: int = 0
+    json_path: str | None = None
+
+    def __post_init__(self):
+        spec = get_dataset_spec(self.dataset)  # raises naming --dataset and the choices
+        if self.cache not in BENCH_CACHE_CHOICES:
+            raise ValueError(f'--cache={self.cache!r} is not benchmarked; valid: {", ".join(BENCH_CACHE_CHOICES)}')
+        for flag, value in (('image_size', self.image_size), ('batch_size', self.batch_size),
+                            ('examples', self.examples)):
+            if value is not None and value <= 0:
+                raise ValueError(f'--{flag}={value} must be positive')
+        if self.min_seconds <= 0:
+            raise ValueError(f'--min_seconds={self.min_seconds} must be positive')
+        if self.num_examples < 2 * self.batch:
+            raise ValueError(f'--examples={self.num_examples} must be at least two batches of {self.batch}')
+        del spec
+
+    @property
+    def size(self) -> int:
+        return self.image_size or get_dataset_spec(self.dataset).preset['image_size']
+
+    @property
+    def batch(self) -> int:
+        return self.batch_size or get_dataset_spec(self.dataset).preset['batch_size']
+
+    @property
+    def num_examples(self) -> int:
+        return self.examples or DEFAULT_EXAMPLES[self.dataset]
+
+
+def load_examples(cfg: BenchmarkConfig) -> tuple[list[bytes], np.ndarray, str]:
+    """Encoded training examples: from the prepared dataset, or generated in its real format."""
+    spec = get_dataset_spec(cfg.dataset)
+    n = cfg.num_examples
+    if cfg.data_dir:
+        from pipelines import sources  # pylint: disable=import-outside-toplevel  # TFDS builders only here
+        builder = sources.prepare(sources.SourceConfig(dataset=cfg.dataset, data_dir=cfg.data_dir, download=False))
+        records = sources.read_split(builder, f'{spec.train_split}[:{n}]')
+        blobs, labels = [], []
+        for record in records.as_numpy_iterator():
+            blobs.append(record['image'])
+            labels.append(record['label'])
+        return blobs, np.asarray(labels, np.int64), f'prepared {builder.name} in {cfg.data_dir}'
+    if spec.native_size:
+        blobs, labels = synthetic.encoded_examples(n, spec.num_classes, fmt='png', seed=cfg.seed,
+                                                   size_range=(spec.native_size, spec.native_size))
+        return blobs, labels, f'generated {spec.native_size} px PNGs'
+    blobs, labels = synthetic.encoded_examples(n, spec.num_classes, fmt='jpeg', seed=cfg.seed,
+                                               grayscale_every=20)
+    return blobs, labels, 'generated photo-like JPEGs, 200-500 px sides, 5% grayscale'
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def device_description() -> str:
+    """The accelerator's name, or the CPU model and core count."""
+    gpus = tf.config.list_physical_devices('GPU')
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f'{len(gpus)} x {details.get("device_name", "GPU")}'
+    model = platform.processor() or 'CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return f'CPU only: {model}, {os.cpu_count()} cores'
+
+
+def time_dataset(dataset: tf.data.Dataset, *, name: str, min_seconds: float, min_images: int = 0,
+                 transform=None) -> dict:
+    """Images/s a (repeating) dataset delivers to a compiled consumer, as `fit` with steps_per_execution.
+
+    Batches are pulled inside a `tf.function` loop, so Python's ~0.1 ms per `next()` does not cap small
+    batches; the last batch (after `transform`, e.g. a device gather) is carried as a loop variable so
+    nothing is pruned. Tracing and the first batches are warm-up and not timed.
+    """
+    iterator = iter(dataset)
+
+    def pull():
+        batch = next(iterator)
+        return transform(*batch) if transform is not None else batch
+
+    @tf.function
+    def drain(steps):
+        def body(i, carried):
+            del carried
+            return i + 1, pull()
+
+        _, last = tf.while_loop(lambda i, _: i < steps, body, (tf.constant(1), pull()))
+        return tf.shape(tf.nest.flatten(last)[0])[0]
+
+    batch = int(drain(tf.constant(2)).numpy())  # warm-up: tracing, first batches, thread pools
+    start = time.perf_counter()
+    drain(tf.constant(2)).numpy()
+    per_step = (time.perf_counter() - start) / 2
+    steps = max(2, min(10_000, int(0.25 / max(per_step, 1e-7))))  # ~0.25 s per call
+    count, start = 0, time.perf_counter()
+    while True:
+        drain(tf.constant(steps)).numpy()  # .numpy() waits for the device, too
+        count += steps * batch
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds and count >= min_images:
+            return baselines.row(name, count, elapsed)
+
+
+def _time_device_gather(device_cache: cache_lib.DeviceCache, index_batches: tf.data.Dataset, *,
+                        min_seconds: float) -> dict:
+    """Gathers batches on the device inside one compiled loop, as a train step would, and times it.
+
+    Index batches are staged on the device first; each loop iteration gathers a full batch, carried as a
+    loop variable so it cannot be pruned.
+    """
+    blocks = 256
+    indices = tf.stack(list(index_batches.take(blocks).map(lambda i, _: i)))
+    with tf.device(device_cache.device):
+        indices = tf.identity(indices)
+
+    @tf.function
+    def run(indices):
+        first = device_cache.gather(indices[0])
+
+        def body(i, carried):
+            del carried
+            return i + 1, device_cache.gather(indices[i])
+
+        _, last = tf.while_loop(lambda i, _: i < tf.shape(indices)[0], body, (tf.constant(1), first))
+        return last[0][0, 0, 0, 0]
+
+    run(indices).numpy()  # warm-up: tracing
+    batch = int(indices.shape[1])
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < min_seconds:
+        run(indices).numpy()  # .numpy() waits for the device
+        count += blocks * batch
+    return baselines.row('ours_device_cache', count, time.perf_counter() - start)
+
+
+def run_benchmark(cfg: BenchmarkConfig) -> dict:
+    """Runs every row on the same examples and returns the JSON report."""
+    spec = get_dataset_spec(cfg.dataset)
+    size, batch = cfg.size, cfg.batch
+    blobs, labels, source = load_examples(cfg)
+    n = len(blobs)
+    records = synthetic.records_dataset(blobs, labels)
+    decoder = decode.make_decoder(size)
+    decoded = records.map(decoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    results, notes = [], {}
+    seconds = cfg.min_seconds
+
+    with tempfile.TemporaryDirectory(prefix='pipeline_benchmark_') as tmp:
+        # First epoch: the one parallel decode + resize into the cache (decode-bound).
+        decoded_warm = decoded.take(2 * batch).batch(batch)
+        for _ in decoded_warm:
+            pass
+        rss_before = _rss_bytes()
+        start = time.perf_counter()
+        if cfg.cache == 'disk':
+            # The first epoch writes the file cache; the RAM cache below only feeds the other rows.
+            on_disk = cache_lib.file_cache(decoded, cache_lib.file_cache_path(tmp, f'{cfg.dataset}_{size}px'))
+            results.append(baselines.row('ours_first_epoch', n, time.perf_counter() - start))
+            rss_before = _rss_bytes()
+        host = cache_lib.materialize(decoded, size)
+        if cfg.cache != 'disk':
+            results.append(baselines.row('ours_first_epoch', n, time.perf_counter() - start))
+        notes['cache_resident_bytes'] = cache_lib.resident_bytes(host.array)
+        notes['rss_growth_bytes'] = _rss_bytes() - rss_before
+        notes['cache_expected_bytes'] = cache_lib.cached_bytes(n, size)
+
+        # Cached epochs through the real training pipeline.
+        min_images = 2 * n
+        if cfg.cache == 'disk':
+            train = pipeline.train_from_file_cache(on_disk, batch, seed=cfg.seed, deterministic=False,
+                                                   shuffle_buffer=n)
+            results.append(time_dataset(train, name='ours_cached_epoch', min_seconds=seconds, min_images=min_images))
+        elif cfg.cache == 'device':
+            on_device = cache_lib.DeviceCache(host)
+            indices = pipeline.train_indices_for_device(host, batch, seed=cfg.seed, deterministic=False)
+            # As the train step does: indices from tf.data, the gather on the device.
+            results.append(time_dataset(indices, name='ours_cached_epoch', min_seconds=seconds,
+                                        min_images=min_images, transform=lambda i, _: on_device.gather(i)))
+        else:
+            train = pipeline.train_from_host_cache(host, batch, seed=cfg.seed, deterministic=False)
+            results.append(time_dataset(train, name='ours_cached_epoch', min_seconds=seconds, min_images=min_images))
+
+        device_cache = cache_lib.DeviceCache(host)
+        indices = pipeline.train_indices_for_device(host, batch, seed=cfg.seed, deterministic=False)
+        results.append(_time_device_gather(device_cache, indices, min_seconds=seconds))
+        notes['device_cache_device'] = device_cache.device
+        del device_cache
+
+        # Repeated so each baseline runs as long as ours; without a cache every pass decodes again anyway.
+        naive = baselines.naive_tf_data(blobs, labels, size, batch).repeat()
+        results.append(time_dataset(naive, name='naive_tf_data', min_seconds=seconds))
+        folder = baselines.write_image_folder(blobs, labels, os.path.join(tmp, 'images'))
+        from_directory = baselines.image_dataset_from_directory(folder, size, batch).repeat()
+        results.append(time_dataset(from_directory, name='image_dataset_from_directory', min_seconds=seconds))
+        try:
+            generator = baselines.imagedatagenerator_seed_policy(folder, size, batch)
+        except ImportError as e:
+            notes['skipped'] = {IDG: str(e)}
+        else:
+            results.append(baselines.time_batches(generator, warmup=1, min_seconds=seconds, min_images=0,
+                                                  max_images=n, name=IDG))
+
+        results.append(baselines.memory_bandwidth_limit(host.array, batch, min_seconds=seconds, seed=cfg.seed))
+        del host
+
+    if cfg.augment:
+        from pipelines import augment_benchmark  # pylint: disable=import-outside-toplevel
+        results.extend(augment_benchmark.run_augment_benchmark(list(cfg.augment), image_size=size,
+                                                               batch_size=batch, seed=cfg.seed))
+    notes['peak_rss_bytes'] = _peak_rss_bytes()
+    naive = next(r['images_per_sec'] for r in results if r['name'] == 'naive_tf_data')
+    notes['cores_x_one_thread_decode'] = naive * (os.cpu_count() or 1)
+    return {
+            'dataset': cfg.dataset,
+            'image_size': size,
+            'batch_size': batch,
+            'cpu_count': os.cpu_count(),
+            'device': device_description(),
+            'source': source,
+            'versions': {'tensorflow': tf.__version__, 'keras': importlib.metadata.version('keras'),
+                         'python': platform.python_version(), 'numpy': np.__version__},
+            'results': results,
+            'notes': notes,
+            'num_classes': spec.num_classes,
+    }
+
+
+def format_table(report: dict) -> str:
+    """The results as a text table with each row's ratio to the bandwidth limit and to ImageDataGenerator."""
+    rates = {r['name']: r['images_per_sec'] for r in report['results']}
+    limit, idg = rates.get(LIMIT), rates.get(IDG)
+    lines = [f'{report["dataset"]} at {report["image_size"]} px, batch {report["batch_size"]}, '
+             f'{report["device"]}; data: {report["source"]}',
+             f'{"pipeline":34s} {"images/s":>12s} {"images":>9s} {"seconds":>8s} {"x limit":>8s} {"x IDG":>9s}']
+    for r in report['results']:
+        x_limit = f'{r["images_per_sec"] / limit:.2f}' if limit else '-'
+        x_idg = f'{r["images_per_sec"] / idg:.1f}' if idg else '-'
+        lines.append(f'{r["name"]:34s} {r["images_per_sec"]:12,.0f} {r["images"]:9,d} {r["seconds"]:8.2f} '
+                     f'{x_limit:>8s} {x_idg:>9s}')
+    notes = report['notes']
+    first = rates.get('ours_first_epoch')
+    lines.append(f'first epoch / (cores x one-thread decode): {first / notes["cores_x_one_thread_decode"]:.2f}')
+    lines.append(f'cache resident {cache_lib.human_bytes(notes["cache_resident_bytes"])} vs expected '
+                 f'{cache_lib.human_bytes(notes["cache_expected_bytes"])} (process RSS grew '
+                 f'{cache_lib.human_bytes(notes["rss_growth_bytes"])}); '
+                 f'peak RSS {cache_lib.human_bytes(notes["peak_rss_bytes"])}')
+    for name, why in notes.get('skipped', {}).items():
+        lines.append(f'skipped {name}: {why}')
+    return '\n'.join(lines)
+
+
+def config_from_flags(flag_values) -> BenchmarkConfig:
+    """Turns parsed flags into the frozen config, once."""
+    if flag_values.dataset is None:
+        raise ValueError('--dataset is required; valid: caltech256, cifar100')
+    return BenchmarkConfig(
+            dataset=flag_values.dataset,
+            data_dir=flag_values.data_dir,
+            image_size=flag_values.image_size,
+            batch_size=flag_values.batch_size,
+            examples=flag_values.examples,
+            cache=flag_values.cache,
+            min_seconds=flag_values.min_seconds,
+            augment=tuple(p for p in (flag_values.augment or '').split(',') if p),
+            seed=flag_values.seed,
+            json_path=flag_values.json,
+    )
+
+
+def main(argv):
+    del argv
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    cfg = config_from_flags(flags.FLAGS)
+    report = run_benchmark(cfg)
+    print(format_table(report))
+    if cfg.json_path:
+        with open(cfg.json_path, 'w') as f:
+            json.dump(report, f, indent=2)
+    return 0
+
+
+def _define_flags():
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_string('dataset', None, 'caltech256 or cifar100.')
+    flags.DEFINE_string('data_dir', None, 'Prepared TFDS data directory; default: generated data of the same shape.')
+    flags.DEFINE_integer('image_size', None, 'Cache side in pixels (default: the dataset preset).')
+    flags.DEFINE_integer('batch_size', None, 'Batch size (default: the dataset preset).')
+    flags.DEFINE_integer('examples', None, 'Training examples decoded and cached (default: 2000 / 20000).')
+    flags.DEFINE_enum('cache', 'memory', list(BENCH_CACHE_CHOICES), 'Placement behind ours_cached_epoch.')
+    flags.DEFINE_float('min_seconds', 3.0, 'Each timed row runs at least this long, warm-up excluded.')
+    flags.DEFINE_string('augment', None, 'Also time these augmentation policies (comma-separated).')
+    flags.DEFINE_integer('seed', 0, 'Seed for data generation and shuffles.')
+    flags.DEFINE_string('json', None, 'Write the report as JSON to this path.')
+
+
+if __name__ == '__main__':
+    from absl import app  # pylint: disable=import-outside-toplevel
+    _define_flags()
+    sys.exit(app.run(main))

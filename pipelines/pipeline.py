@@ -1,0 +1,376 @@
+"""Train / validation / test tf.data pipelines: decode once, cache uint8, gather whole batches, prefetch."""
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from pipelines import cache as cache_lib
+from pipelines import decode
+from pipelines import sources
+from pipelines import synthetic
+from pipelines.datasets import DatasetSpec
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Encoded records are ~10-100 KB, so a shuffle buffer of this many costs at most a few hundred MB; used
+# only where there is no in-memory cache to shuffle by index.
+_RECORD_SHUFFLE_BUFFER = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """How the input pipelines are built (one flag per field; see train.py).
+
+    Attributes:
+        cache_size: side of the cached uint8 squares (`--image_size`, or what the augmentation needs).
+        batch_size: global batch (`--batch_size`); the per-replica split comes from the input context.
+        cache: `--cache`, one of auto|memory|disk|device|none.
+        cache_dir: file-cache location (a folder under `--data_dir`).
+        ram_budget_bytes: RAM the cache may use for `auto`; None = half of physical RAM.
+        validation_fraction: `--validation_split`, carved deterministically from the end of train; 0 = none.
+        seed: `--seed`, drives the per-epoch shuffles.
+        deterministic: `--deterministic`, tf.data keeps element order in training too.
+    """
+
+    cache_size: int
+    batch_size: int
+    cache: str = 'auto'
+    cache_dir: str | None = None
+    ram_budget_bytes: int | None = None
+    validation_fraction: float = 0.1
+    seed: int = 0
+    deterministic: bool = False
+
+    def __post_init__(self):
+        if self.cache_size <= 0:
+            raise ValueError(f'--image_size={self.cache_size} must be a positive number of pixels')
+        if self.batch_size <= 0:
+            raise ValueError(f'--batch_size={self.batch_size} must be positive')
+        cache_lib.validate_cache_choice(self.cache)
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f'--validation_split={self.validation_fraction} must be in [0, 1)')
+        if self.ram_budget_bytes is not None and self.ram_budget_bytes < 0:
+            raise ValueError(f'ram_budget_bytes={self.ram_budget_bytes} must be >= 0')
+        if self.cache == 'disk' and not self.cache_dir:
+            raise ValueError('--cache=disk needs a cache directory (under --data_dir); none was given')
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """Everything the train loop needs from the input side.
+
+    `train` is infinite with static shapes: (images uint8 [B, S, S, 3], labels int32 [B]), or for
+    cache='device' (indices int32 [B], labels int32 [B]) with `device_cache.gather(indices)` giving the
+    images on the device. `validation` / `test` are finite, unaugmented, each example exactly once.
+    """
+
+    train: tf.data.Dataset
+    steps_per_epoch: int
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    num_train: int
+    num_validation: int
+    num_test: int
+    class_names: tuple[str, ...]
+    device_cache: cache_lib.DeviceCache | None
+    cache_decision: str
+
+
+def dataset_options(*, training: bool, deterministic: bool) -> tf.data.Options:
+    """The tuned tf.data options every pipeline here ends with."""
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    # A private pool sized to the cores keeps our pipeline from queueing behind TF's inter-op ops.
+    options.threading.private_threadpool_size = os.cpu_count() or 1
+    # Out-of-order parallel map output lets a slow element not stall the batch; evaluation keeps order.
+    options.deterministic = deterministic or not training
+    options.experimental_optimization.map_parallelization = True
+    options.experimental_optimization.parallel_batch = True
+    return options
+
+
+def epoch_index_batches(num_examples: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Infinite dataset of int32 [batch_size] index batches; each epoch is a fresh permutation.
+
+    One permutation per epoch (stateless, from (seed, epoch)) replaces an element-wise shuffle buffer:
+    every example appears at most once per epoch, the last `num_examples % batch_size` of that epoch's
+    order are dropped (a different few each epoch), and the same seed gives the same batches.
+    """
+    steps = num_examples // batch_size
+    if steps == 0:
+        raise ValueError(f'--batch_size={batch_size} is larger than the {num_examples} training examples')
+
+    def one_epoch(epoch):
+        perm = tf.random.experimental.stateless_shuffle(
+                tf.range(num_examples, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(perm[:steps * batch_size], [steps, batch_size]))
+
+    return tf.data.Dataset.counter().flat_map(one_epoch)
+
+
+def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: int,
+                          deterministic: bool) -> tf.data.Dataset:
+    """(images, labels) batches gathered from an in-memory cache by shuffled index."""
+    images, labels = host.images, host.labels
+
+    def gather(indices):
+        # One gather per batch: a single memcpy-like op instead of B element copies through tf.data.
+        return tf.gather(images, indices), tf.gather(labels, indices)
+
+    return (epoch_index_batches(host.num_examples, batch_size, seed)
+            .map(gather, num_parallel_calls=AUTOTUNE)
+            .prefetch(AUTOTUNE)  # overlaps the next gather with the train step
+            .with_options(dataset_options(training=True, deterministic=deterministic)))
+
+
+def train_indices_for_device(host: cache_lib.HostCache, batch_size: int, *, seed: int,
+                             deterministic: bool) -> tf.data.Dataset:
+    """(indices, labels) batches for a DeviceCache: only B int32 pairs cross to the device per step."""
+    labels = host.labels
+    return (epoch_index_batches(host.num_examples, batch_size, seed)
+            .map(lambda indices: (indices, tf.gather(labels, indices)), num_parallel_calls=AUTOTUNE)
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=True, deterministic=deterministic)))
+
+
+def eval_from_host_cache(host: cache_lib.HostCache, batch_size: int) -> tf.data.Dataset:
+    """Every cached example exactly once, in order; the last batch may be smaller."""
+    images, labels = host.images, host.labels
+    return (tf.data.Dataset.range(host.num_examples)
+            .batch(batch_size)
+            .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE)
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=False, deterministic=True)))
+
+
+def train_from_stream(examples: tf.data.Dataset, batch_size: int, *, seed: int, deterministic: bool,
+                      shuffle_buffer: int, decoder=None) -> tf.data.Dataset:
+    """Training batches from encoded records decoded every epoch (no cache).
+
+    The shuffle runs on the small encoded records before the decode, so the buffer holds kilobytes per
+    example instead of a decoded image.
+    """
+    ds = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    if decoder is not None:
+        ds = ds.map(decoder, num_parallel_calls=AUTOTUNE)
+    return (ds.batch(batch_size, drop_remainder=True)  # static shapes for the compiled train step
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=True, deterministic=deterministic)))
+
+
+def eval_from_stream(examples: tf.data.Dataset, batch_size: int, decoder=None) -> tf.data.Dataset:
+    """Every example of a finite stream exactly once, in order."""
+    ds = examples
+    if decoder is not None:
+        ds = ds.map(decoder, num_parallel_calls=AUTOTUNE)
+    return (ds.batch(batch_size)
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=False, deterministic=True)))
+
+
+def train_from_file_cache(cached: cache_lib.FileCache, batch_size: int, *, seed: int, deterministic: bool,
+                          shuffle_buffer: int) -> tf.data.Dataset:
+    """Training batches from a file cache: shuffle raw records, batch, then parse whole batches."""
+    return (cached.records
+            .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)  # static shapes for the compiled train step
+            .map(cached.parse_batch, num_parallel_calls=AUTOTUNE)
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=True, deterministic=deterministic)))
+
+
+def eval_from_file_cache(cached: cache_lib.FileCache, batch_size: int) -> tf.data.Dataset:
+    """Every cached example exactly once, in the written order."""
+    return (cached.records
+            .batch(batch_size)
+            .map(cached.parse_batch, num_parallel_calls=AUTOTUNE)
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=False, deterministic=True)))
+
+
+def carve_validation(split: str, num_examples: int, fraction: float) -> tuple[str, str | None, int, int]:
+    """Splits `split` into (train, validation) TFDS slices by absolute index, the validation at the end.
+
+    Absolute indices (not `%`) make the counts exact and identical on every run.
+
+    Returns:
+        (train_slice, validation_slice or None, num_train, num_validation).
+    """
+    num_val = int(round(num_examples * fraction))
+    if num_val == 0:
+        return split, None, num_examples, 0
+    num_train = num_examples - num_val
+    return f'{split}[:{num_train}]', f'{split}[{num_train}:]', num_train, num_val
+
+
+def decode_for_cache(records: tf.data.Dataset, size: int) -> tf.data.Dataset:
+    """The one decode + resize of encoded records into (uint8 [S, S, 3], int32) for a cache; nothing random.
+
+    Parallel, but order-preserving even when training is not deterministic: the cache's order (and with it
+    what a seed means) must not depend on thread timing.
+    """
+    return records.map(decode.make_decoder(size), num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def _per_replica_batch(cfg: PipelineConfig, input_context: tf.distribute.InputContext | None) -> int:
+    if input_context is None:
+        return cfg.batch_size
+    return input_context.get_per_replica_batch_size(cfg.batch_size)
+
+
+def _cache_key(name: str, split: str, size: int, input_context) -> str:
+    shard = '' if input_context is None or input_context.num_input_pipelines == 1 else (
+            f'_shard{input_context.input_pipeline_id}of{input_context.num_input_pipelines}')
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', f'{name}_{split}_{size}px{shard}')
+
+
+def inputs_from_records(train_records: tf.data.Dataset,
+                        validation_records: tf.data.Dataset | None,
+                        test_records: tf.data.Dataset,
+                        *,
+                        num_examples: int,
+                        class_names: tuple[str, ...],
+                        cfg: PipelineConfig,
+                        cache_name: str = 'dataset',
+                        input_context: tf.distribute.InputContext | None = None) -> Inputs:
+    """Builds Inputs from datasets of encoded records `{'image': tf.string, 'label': int}`.
+
+    Args:
+        train_records / validation_records / test_records: finite, deterministic order.
+        num_examples: all examples of the three (for the `auto` size estimate).
+        class_names: label names, index = label.
+        cfg: the pipeline config.
+        cache_name: names the file cache (dataset name + version), together with split and size.
+        input_context: from `distribute_datasets_from_function`; batches become per-replica sized.
+    """
+    decision = cache_lib.decide_cache(cfg.cache, num_examples=num_examples, image_size=cfg.cache_size,
+                                      ram_budget_bytes=cfg.ram_budget_bytes, cache_dir=cfg.cache_dir)
+    logging.info('%s', decision.reason)
+    batch = _per_replica_batch(cfg, input_context)
+    decoder = decode.make_decoder(cfg.cache_size)
+    decoded = lambda records: decode_for_cache(records, cfg.cache_size)  # noqa: E731
+
+    splits = {'train': train_records, 'validation': validation_records, 'test': test_records}
+    device_cache = None
+    if decision.placement in ('memory', 'device'):
+        hosts = {k: cache_lib.materialize(decoded(v), cfg.cache_size) for k, v in splits.items() if v is not None}
+        counts = {k: h.num_examples for k, h in hosts.items()}
+        if decision.placement == 'device':
+            device_cache = cache_lib.DeviceCache(hosts['train'])
+            train = train_indices_for_device(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+        else:
+            train = train_from_host_cache(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+        evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
+    elif decision.placement == 'disk':
+        files = {}
+        for k, v in splits.items():
+            if v is None:
+                continue
+            # Train and validation depend on where the validation slice is cut: part of their name.
+            split = k if k == 'test' else f'{k}_val{cfg.validation_fraction:g}'
+            path = cache_lib.file_cache_path(cfg.cache_dir, _cache_key(cache_name, split, cfg.cache_size,
+                                                                       input_context))
+            files[k] = cache_lib.file_cache(decoded(v), path)
+        counts = {k: f.count for k, f in files.items()}
+        # Decoded images are S*S*3 bytes each: bound the buffer by a quarter of the RAM budget.
+        budget = cfg.ram_budget_bytes if cfg.ram_budget_bytes is not None else cache_lib.default_ram_budget()
+        buffer = max(batch, min(counts['train'], budget // 4 // cache_lib.cached_bytes(1, cfg.cache_size)))
+        train = train_from_file_cache(files['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic,
+                                      shuffle_buffer=buffer)
+        evals = {k: eval_from_file_cache(f, batch) for k, f in files.items() if k != 'train'}
+    else:  # none: decode every epoch
+        counts = {k: _count(v) for k, v in splits.items() if v is not None}
+        train = train_from_stream(train_records, batch, seed=cfg.seed, deterministic=cfg.deterministic,
+                                  shuffle_buffer=min(counts['train'], _RECORD_SHUFFLE_BUFFER), decoder=decoder)
+        evals = {k: eval_from_stream(v, batch, decoder) for k, v in splits.items() if v is not None and k != 'train'}
+
+    # A step consumes one per-replica batch on every replica this input pipeline feeds.
+    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    steps = counts['train'] // (cfg.batch_size // pipelines)
+    if steps == 0:
+        raise ValueError(f'--batch_size={cfg.batch_size} is larger than the {counts["train"]} training examples')
+    return Inputs(
+            train=train,
+            steps_per_epoch=steps,
+            validation=evals.get('validation'),
+            test=evals['test'],
+            num_train=counts['train'],
+            num_validation=counts.get('validation', 0),
+            num_test=counts['test'],
+            class_names=tuple(class_names),
+            device_cache=device_cache,
+            cache_decision=decision.reason,
+    )
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    n = int(ds.cardinality())
+    if n >= 0:
+        return n
+    return int(ds.reduce(np.int64(0), lambda c, _: c + 1))
+
+
+def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
+                 input_context: tf.distribute.InputContext | None = None) -> Inputs:
+    """Inputs for a prepared TFDS builder (from `pipelines.sources.prepare`).
+
+    The validation split is carved from the end of `spec.train_split` by absolute index. With an input
+    context each input pipeline reads (and caches) only its shard, and batches are per-replica sized.
+    """
+    sizes = sources.split_sizes(builder)
+    train_split, val_split, _, _ = carve_validation(spec.train_split, sizes[spec.train_split],
+                                                    cfg.validation_fraction)
+    read = lambda split: sources.read_split(builder, split, input_context=input_context)  # noqa: E731
+    # full_name (e.g. 'caltech256/all/1.0.0') separates builder configs and versions in the file cache.
+    name = builder.info.full_name
+    return inputs_from_records(
+            read(train_split),
+            read(val_split) if val_split else None,
+            read(spec.test_split),
+            num_examples=sizes[spec.train_split] + sizes[spec.test_split],
+            class_names=tuple(sources.class_names(builder)),
+            cfg=cfg,
+            cache_name=name,
+            input_context=input_context,
+    )
+
+
+def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *, num_train: int = 2048,
+                           num_test: int = 512) -> Inputs:
+    """Inputs of random uint8 tensors with the dataset's shape and classes (`--synthetic_data`).
+
+    They are generated in memory, so every placement but `device` uses the in-memory path.
+    """
+    images, labels = synthetic.random_examples(num_train + num_test, cfg.cache_size, spec.num_classes,
+                                               seed=cfg.seed)
+    num_val = int(round(num_train * cfg.validation_fraction))
+    fit = num_train - num_val
+    parts = {'train': slice(0, fit), 'validation': slice(fit, num_train), 'test': slice(num_train, None)}
+    hosts = {k: cache_lib.host_cache_from_arrays(images[s], labels[s]) for k, s in parts.items()}
+    batch = cfg.batch_size
+    device_cache = None
+    if cfg.cache == 'device':
+        device_cache = cache_lib.DeviceCache(hosts['train'])
+        train = train_indices_for_device(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+    else:
+        train = train_from_host_cache(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+    if fit // batch == 0:
+        raise ValueError(f'--batch_size={batch} is larger than the {fit} synthetic training examples')
+    placement = 'device' if cfg.cache == 'device' else 'memory'
+    return Inputs(
+            train=train,
+            steps_per_epoch=fit // batch,
+            validation=eval_from_host_cache(hosts['validation'], batch) if num_val else None,
+            test=eval_from_host_cache(hosts['test'], batch),
+            num_train=fit,
+            num_validation=num_val,
+            num_test=num_test,
+            class_names=tuple(f'class_{i:03d}' for i in range(spec.num_classes)),
+            device_cache=device_cache,
+            cache_decision=f'cache={placement}: synthetic data ({num_train + num_test:,} random '
+                           f'{cfg.cache_size}x{cfg.cache_size}x3 uint8 images) is generated in memory',
+    )

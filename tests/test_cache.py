@@ -1,0 +1,125 @@
+"""Cache placement: the auto decision, RAM cache without copies, device cache, crash-safe file cache."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines import cache
+
+
+def _examples(n, size=8):
+    images = np.arange(n * size * size * 3, dtype=np.int64).reshape(n, size, size, 3) % 251
+    return tf.data.Dataset.from_tensor_slices((images.astype(np.uint8), np.arange(n, dtype=np.int32)))
+
+
+def test_auto_picks_memory_when_it_fits_and_says_why():
+    d = cache.decide_cache('auto', num_examples=24_485, image_size=224, ram_budget_bytes=10 * 10**9)
+    assert d.placement == 'memory'
+    assert '3.7 GB' in d.reason and 'fits' in d.reason
+
+
+def test_auto_falls_back_to_disk_then_none_over_budget(tmp_path):
+    over = dict(num_examples=24_485, image_size=224, ram_budget_bytes=10**9)
+    assert cache.decide_cache('auto', cache_dir=str(tmp_path), **over).placement == 'disk'
+    d = cache.decide_cache('auto', **over)
+    assert d.placement == 'none' and 'no cache directory' in d.reason
+
+
+def test_explicit_choice_is_kept_and_bad_ones_list_the_choices():
+    assert cache.decide_cache('device', num_examples=10, image_size=32).placement == 'device'
+    with pytest.raises(ValueError, match=r"--cache='ram'.*auto, memory, disk, device, none"):
+        cache.decide_cache('ram', num_examples=10, image_size=32)
+    with pytest.raises(ValueError, match='--cache=disk needs a cache directory'):
+        cache.decide_cache('disk', num_examples=10, image_size=32)
+
+
+def test_cached_bytes_is_examples_times_pixels_times_channels():
+    assert cache.cached_bytes(50_000, 32) == 153_600_000
+
+
+def test_materialize_keeps_order_and_uses_only_the_cache_size_in_ram():
+    host = cache.materialize(_examples(300, size=64), 64, chunk=64)
+    assert host.images.dtype == tf.uint8 and host.images.shape == (300, 64, 64, 3)
+    np.testing.assert_array_equal(host.labels.numpy(), np.arange(300))
+    expected = next(iter(_examples(300, size=64).skip(123)))[0].numpy()
+    np.testing.assert_array_equal(host.images[123].numpy(), expected)
+    resident = cache.resident_bytes(host.array)
+    assert abs(resident - cache.cached_bytes(300, 64)) <= 0.1 * cache.cached_bytes(300, 64)
+
+
+def test_materialize_handles_unknown_cardinality():
+    filtered = _examples(20).filter(lambda image, label: label % 2 == 0)
+    host = cache.materialize(filtered, 8, chunk=3)
+    np.testing.assert_array_equal(host.labels.numpy(), np.arange(0, 20, 2))
+
+
+def test_host_cache_shares_the_numpy_buffer():
+    images = cache.aligned_empty((4, 2, 2, 3))
+    images[...] = 1
+    host = cache.host_cache_from_arrays(images, np.zeros(4, np.int32))
+    images[2, 0, 0, 0] = 77  # visible through the tensor only if no copy was made
+    assert int(host.images[2, 0, 0, 0]) == 77
+
+
+def test_device_cache_gathers_and_is_invisible_to_keras_tracking():
+    host = cache.materialize(_examples(10), 8)
+    device_cache = cache.DeviceCache(host)
+    images, labels = device_cache.gather(tf.constant([7, 2], tf.int32))
+    np.testing.assert_array_equal(images.numpy(), host.images.numpy()[[7, 2]])
+    np.testing.assert_array_equal(labels.numpy(), [7, 2])
+
+    class Holder(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.device_cache = device_cache
+
+    holder = Holder()
+    assert not holder.weights  # a checkpoint of the model would not contain the cached images
+    assert not isinstance(device_cache.images, tf.Variable)
+
+
+def test_file_cache_round_trip_and_reuse(tmp_path):
+    path = cache.file_cache_path(str(tmp_path), 'toy_train_8px')
+    cached = cache.file_cache(_examples(25), path, num_shards=4)
+    assert cached.count == 25 and cache.is_complete(path)
+    pairs = list(cached.examples(batch_size=4))
+    assert [int(label) for _, label in pairs] == list(range(25))  # the original order, via parallel shards
+    expected = next(iter(_examples(25).skip(17)))[0].numpy()
+    np.testing.assert_array_equal(pairs[17][0].numpy(), expected)  # pixels survive the raw round trip
+    marker_time = os.path.getmtime(os.path.join(path, 'COMPLETE'))
+    # A second run must read the existing cache, not rewrite it (even given other data).
+    again = cache.file_cache(_examples(3), path, num_shards=4)
+    assert again.count == 25 and os.path.getmtime(os.path.join(path, 'COMPLETE')) == marker_time
+    assert len(list(again.examples())) == 25
+
+
+def test_interrupted_write_is_never_trusted(tmp_path):
+    path = cache.file_cache_path(str(tmp_path), 'toy_train_8px')
+
+    def fail_at_ten(image, label):
+        tf.debugging.assert_less(label, 10, message='simulated crash mid-epoch')
+        return image, label
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match='simulated crash'):
+        cache.file_cache(_examples(25).map(fail_at_ten), path)
+    assert not os.path.exists(path)  # only a .partial- directory may be left
+    cached = cache.file_cache(_examples(25), path)
+    assert cached.count == 25 and len(list(cached.examples())) == 25
+
+
+def test_stale_partials_lockfiles_and_unmarked_caches_are_removed(tmp_path):
+    dead = tmp_path / 'toy.v1.partial-999999999-abcd'  # no such pid
+    dead.mkdir()
+    (tmp_path / 'old_cache.lockfile').write_text('')
+    (tmp_path / 'old_cache.index').write_text('')
+    removed = cache.remove_stale(str(tmp_path))
+    assert str(dead) in removed and not dead.exists()
+    assert not (tmp_path / 'old_cache.lockfile').exists() and not (tmp_path / 'old_cache.index').exists()
+
+    path = cache.file_cache_path(str(tmp_path), 'unmarked')
+    os.makedirs(path)
+    (tmp_path / os.path.basename(path) / 'junk').write_text('half written')
+    assert cache.file_cache(_examples(5), path).count == 5 and not os.path.exists(os.path.join(path, 'junk'))

@@ -144,19 +144,19 @@ def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a --flag', 2)
     from training import native_stderr
-    from training.strategy import StrategyError
 
     try:
-        with native_stderr.held_back(drop_on=(ValueError, StrategyError)):
+        with native_stderr.held_back(drop_on=(ValueError,)):
             cfg = config_from_flags()
             from training import strategy as strategy_lib
             # The strategy comes first (multi-worker collectives must be configured before the
             # runtime starts); device start-up logs here, held back; we print one line instead.
-            strategy = strategy_lib.build_strategy(cfg.run.strategy)
+            try:
+                strategy = strategy_lib.build_strategy(cfg.run.strategy)
+            except strategy_lib.StrategyError as e:
+                raise ValueError(str(e)) from None
     except ValueError as e:
         _fail(str(e), 2)
-    except StrategyError as e:
-        _fail(str(e), 1)
     print(f'devices: {", ".join(strategy.extended.worker_devices)}', flush=True)
     print('config:\n' + cfg.to_json(), flush=True)
 
@@ -171,7 +171,8 @@ def main(argv):
             throughput.run(cfg)
             return
         outcome = loop.run(cfg, strategy=strategy)
-    except (RunDirError, DataMissingError, WeightsError, StrategyError, loop.TrainingError) as e:
+    except (RunDirError, DataMissingError, WeightsError, strategy_lib.StrategyError,
+            loop.TrainingError) as e:
         _fail(str(e), 1)
     if outcome.status == 'preempted':
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',

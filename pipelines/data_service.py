@@ -216,10 +216,17 @@ def _serve_until_signal(server, what: str) -> None:
     print(f'{what} stopped', flush=True)
 
 
+WORKER_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 1_000
+
+
 def start_dispatcher(port: int, work_dir: str | None = None) -> tf.data.experimental.service.DispatchServer:
     """Starts a dispatcher on `port` (0 = any free port). With `work_dir`, jobs survive a dispatcher restart."""
     config = tf.data.experimental.service.DispatcherConfig(
-        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir))
+        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir),
+        # A worker silent this long is declared dead and its work reassigned; TF's default waits
+        # far longer, which leaves the trainer blocked on a killed worker's tasks.
+        worker_timeout_ms=WORKER_TIMEOUT_MS)
     return tf.data.experimental.service.DispatchServer(config)
 
 
@@ -234,7 +241,8 @@ def start_worker(dispatcher: str, port: int, worker_address: str | None = None
     dispatcher = dispatcher.removeprefix('grpc://')
     config = tf.data.experimental.service.WorkerConfig(
         dispatcher_address=dispatcher, port=port,
-        worker_address=worker_address or None)
+        worker_address=worker_address or None,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS)
     return tf.data.experimental.service.WorkerServer(config)
 
 

@@ -1,6 +1,7 @@
 """TFDS builder for Caltech-256 (Griffin, Holub & Perona, 2007), read straight from the published tar."""
 
 import dataclasses
+import os
 
 from absl import logging
 from etils import epath
@@ -69,10 +70,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
         Args:
             allow_modified_archive: build from a manual archive whose size or sha256 differs from the
-                published one (with a warning) instead of refusing it.
+                published one (with a warning) instead of refusing it. `tfds build` cannot pass
+                builder arguments, so the environment variable CALTECH256_ALLOW_MODIFIED_ARCHIVE=1
+                does the same there.
             **kwargs: for `tfds.core.GeneratorBasedBuilder` (data_dir, config, version...).
         """
-        self._allow_modified_archive = allow_modified_archive
+        self._allow_modified_archive = (
+            allow_modified_archive or os.environ.get('CALTECH256_ALLOW_MODIFIED_ARCHIVE') == '1')
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:

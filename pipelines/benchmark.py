@@ -323,7 +323,7 @@ def format_table(report: dict) -> str:
 def config_from_flags(flag_values) -> BenchmarkConfig:
     """Turns parsed flags into the frozen config, once."""
     if flag_values.dataset is None:
-        raise ValueError('--dataset is required; valid: caltech256, cifar100')
+        raise ValueError('--dataset is required (or --augment alone); valid: caltech256, cifar100')
     return BenchmarkConfig(
             dataset=flag_values.dataset,
             data_dir=flag_values.data_dir,
@@ -338,14 +338,36 @@ def config_from_flags(flag_values) -> BenchmarkConfig:
     )
 
 
+def augment_only_report(flag_values) -> dict:
+    """`--augment` without `--dataset`: the augmentation rows alone, in the pipeline report's schema."""
+    from pipelines import augment_benchmark  # pylint: disable=import-outside-toplevel
+    policies = [p for p in flag_values.augment.split(',') if p]
+    size = flag_values.image_size or 224
+    batch = flag_values.batch_size or 64
+    results = augment_benchmark.run_augment_benchmark(policies, image_size=size, batch_size=batch,
+                                                      seed=flag_values.seed)
+    return {'dataset': None, 'image_size': size, 'batch_size': batch, 'cpu_count': os.cpu_count(),
+            'device': device_description(), 'results': results}
+
+
 def main(argv):
     del argv
     from absl import flags  # pylint: disable=import-outside-toplevel
-    cfg = config_from_flags(flags.FLAGS)
-    report = run_benchmark(cfg)
-    print(format_table(report))
-    if cfg.json_path:
-        with open(cfg.json_path, 'w') as f:
+    flag_values = flags.FLAGS
+    try:
+        if flag_values.dataset is None and flag_values.augment:
+            report = augment_only_report(flag_values)
+            for row in report['results']:
+                print(f'{row["name"]:40s} {row["images_per_sec"]:12,.0f} images/s '
+                      f'({row["images"]} images, {row["seconds"]:.2f} s)')
+        else:
+            report = run_benchmark(config_from_flags(flag_values))
+            print(format_table(report))
+    except ValueError as e:
+        print(f'pipelines.benchmark: error: {e}', file=sys.stderr)
+        return 2
+    if flag_values.json:
+        with open(flag_values.json, 'w') as f:
             json.dump(report, f, indent=2)
     return 0
 

@@ -79,3 +79,15 @@ def test_memory_bandwidth_limit_gathers_whole_batches():
 def test_config_errors_name_the_flag(kwargs, message):
     with pytest.raises(ValueError, match=message):
         benchmark.BenchmarkConfig(**kwargs)
+
+
+def test_augment_only_mode_reports_rows_in_the_pipeline_schema():
+    import types
+    from pipelines import benchmark as benchmark_cli
+    flag_values = types.SimpleNamespace(augment='flip_crop,mixup', image_size=32, batch_size=8, seed=0)
+    report = benchmark_cli.augment_only_report(flag_values)
+    names = [row['name'] for row in report['results']]
+    assert names[:2] == ['augment_flip_crop_device', 'augment_flip_crop_host']
+    assert 'augment_mixup_device' in names
+    assert all(row['images_per_sec'] > 0 and row['images'] > 0 for row in report['results'])
+    assert report['image_size'] == 32 and report['cpu_count'] >= 1 and report['device']

@@ -82,31 +82,37 @@ class HistoryCallback(keras.callbacks.Callback):
 
 
 class ThroughputCallback(keras.callbacks.Callback):
-    """Prints one summary line per epoch with images/s (training steps only, no validation)."""
+    """Prints one summary line per epoch with training images/s (validation excluded).
+
+    The first step of each `fit` call is left out of the rate: it includes tracing and compilation.
+    """
 
     def __init__(self, global_batch_size: int, epochs: int):
         super().__init__()
         self.global_batch_size = global_batch_size
         self.epochs = epochs
-        self._steps = 0
-        self._train_seconds = 0.0
-        self._batch_start = None
-        self._epoch_start = None
+        self._first_epoch_of_fit = True
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch_of_fit = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._steps, self._train_seconds = 0, 0.0
-        self._epoch_start = time.perf_counter()
-        self._last_end = self._epoch_start
+        self._steps, self._timed_steps, self._seconds = 0, 0, 0.0
+        self._last_end = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        self._train_seconds += now - self._last_end
-        self._last_end = now
+        done = batch + 1 - self._steps
         self._steps = batch + 1
+        if not (self._first_epoch_of_fit and batch == 0):
+            self._seconds += now - self._last_end
+            self._timed_steps += done
+        self._last_end = now
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        rate = self._steps * self.global_batch_size / max(self._train_seconds, 1e-9)
+        self._first_epoch_of_fit = False
+        logs = logs if logs is not None else {}
+        rate = self._timed_steps * self.global_batch_size / self._seconds if self._seconds else 0.0
         logs['images_per_sec'] = rate
         shown = ', '.join(f'{k}={v:.4f}' for k, v in sorted(logs.items())
                           if k != 'images_per_sec' and isinstance(v, (int, float)))

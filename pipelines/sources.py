@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from absl import logging
 from etils import epath
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -60,6 +61,7 @@ def prepare(cfg: SourceConfig) -> tfds.core.DatasetBuilder:
     builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
     if builder.is_prepared():
         return builder
+    _remove_interrupted_builds(builder)
     manual_archive = _manual_archive(spec.tfds_name, cfg)
     if not cfg.download and manual_archive is None:
         raise DataMissingError(
@@ -74,6 +76,18 @@ def prepare(cfg: SourceConfig) -> tfds.core.DatasetBuilder:
     except archive.ModifiedArchiveError as e:
         raise ValueError(str(e)) from None
     return builder
+
+
+def _remove_interrupted_builds(builder: tfds.core.DatasetBuilder) -> None:
+    """Removes what a killed preparation left; TFDS builds in `*incomplete*` folders it renames when done."""
+    parent = epath.Path(builder.data_dir).parent
+    if not parent.exists():
+        return
+    for leftover in parent.iterdir():
+        if 'incomplete' in leftover.name and leftover.is_dir():
+            logging.warning('A previous preparation of %s was interrupted (%s is incomplete): '
+                            'removing it and preparing again.', builder.name, leftover)
+            leftover.rmtree()
 
 
 def split_sizes(builder: tfds.core.DatasetBuilder) -> dict[str, int]:

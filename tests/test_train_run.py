@@ -96,3 +96,31 @@ def test_benchmark_mode_reports_ceiling_end_to_end_and_verdict(tmp_path, capsys)
     assert report['input_bound'] == (report['end_to_end_over_ceiling'] < 0.97)
     assert 'input-bound: ' in capsys.readouterr().out
     assert not (tmp_path / 'bench' / 'results.json').exists()  # measuring is not training
+
+
+def test_device_cache_with_mixing_augmentation(tmp_path):
+    model_dir = tmp_path / 'run'
+    run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1', '--cache=device', '--augment=flip_crop+mixup')
+    config = json.load(open(model_dir / 'config.json'))
+    assert config['pipeline']['cache'] == 'device'
+    assert json.load(open(model_dir / 'results.json'))['optimizer_iterations'] == 3
+
+
+def test_caltech256_end_to_end_from_the_manual_archive_with_a_disk_cache(tmp_path):
+    import shutil
+    from pipelines.caltech256 import archive
+    from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+    manual = tmp_path / 'manual'
+    manual.mkdir()
+    shutil.copy(DUMMY_ARCHIVE, manual / archive.ARCHIVE_NAME)
+    model_dir = tmp_path / 'run'
+    run_train('--dataset=caltech256', f'--manual_dir={manual}', '--allow_modified_archive',
+              f'--data_dir={tmp_path / "data"}', f'--model_dir={model_dir}', '--model=cifar_resnet9',
+              '--weights=none', '--head=gap', '--image_size=48', '--batch_size=4', '--steps_per_epoch=2',
+              '--epochs=1', '--precision=float32', '--cache=disk', '--augment=rrc')
+    results = json.load(open(model_dir / 'results.json'))
+    # Test split of the dummy archive, every example once; class names come from the folders.
+    assert results['num_examples'] == 5
+    assert {w['name'] for w in results['worst_classes']} <= {'ak47', 'american-flag', 'dog', 'spider', 'clutter'}
+    cache_root = tmp_path / 'data' / 'cache'
+    assert cache_root.exists() and any(cache_root.rglob('COMPLETE'))

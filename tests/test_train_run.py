@@ -124,3 +124,13 @@ def test_caltech256_end_to_end_from_the_manual_archive_with_a_disk_cache(tmp_pat
     assert {w['name'] for w in results['worst_classes']} <= {'ak47', 'american-flag', 'dog', 'spider', 'clutter'}
     cache_root = tmp_path / 'data' / 'cache'
     assert cache_root.exists() and any(cache_root.rglob('COMPLETE'))
+
+
+def test_flagfile_values_override_the_preset(tmp_path):
+    flagfile = tmp_path / 'run.flags'
+    flagfile.write_text('\n'.join(SMALL + [f'--model_dir={tmp_path / "run"}', '--epochs=1',
+                                           '--optimizer=sgd', '--learning_rate=0.05']) + '\n')
+    run_train(f'--flagfile={flagfile}')
+    config = json.load(open(tmp_path / 'run' / 'config.json'))
+    assert config['optimizer']['name'] == 'sgd' and config['optimizer']['learning_rate'] == 0.05
+    assert config['model']['name'] == 'cifar_resnet9' and config['run']['epochs'] == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import queue
 import signal
 import sys
 import threading
@@ -27,6 +28,8 @@ MODES = ('distributed_epoch', 'parallel_epochs')
 RECORD_SHUFFLE_BUFFER = 8192
 # Decoded uint8 images in a parallel_epochs worker's shuffle buffer: 2,048 x 224 px = 300 MB.
 _DECODED_SHUFFLE_BYTES = 300 * 1000 * 1000
+# A trainer that gets no batch from the service for this long fails (a dead worker otherwise hangs it).
+DEFAULT_STALL_TIMEOUT_S = 300.0
 # Generated examples per epoch for `--synthetic_data` (made on the workers, never shipped from the trainer).
 SYNTHETIC_EXAMPLES = 2048
 
@@ -45,6 +48,12 @@ class ServiceConfig:
         batch_size: examples per element a trainer receives (per replica with an input context).
         image_size: side of the decoded uint8 squares.
         max_outstanding_requests: batches a trainer may have in flight from the workers.
+        stall_timeout_s: a trainer that receives no batch for this long fails with `DataServiceStalledError`
+            instead of waiting forever (None: wait forever). The tf.data service (TF 2.21) never gives up on
+            a worker that died: the trainer keeps retrying the dead worker's task, and in distributed_epoch
+            the epoch can never end because the splits that worker held are lost. Must exceed the longest
+            legitimate gap: job start (workers pick up tasks on their next heartbeat, fill the shuffle
+            buffer and decode a first batch) and every epoch boundary (a new job iteration).
     """
 
     address: str
@@ -53,6 +62,7 @@ class ServiceConfig:
     batch_size: int = 64
     image_size: int = 224
     max_outstanding_requests: int | None = None
+    stall_timeout_s: float | None = DEFAULT_STALL_TIMEOUT_S
 
     def __post_init__(self):
         if not self.address.startswith('grpc://') or ':' not in self.address[len('grpc://'):]:
@@ -63,6 +73,8 @@ class ServiceConfig:
             raise ValueError(f'--batch_size={self.batch_size} must be positive')
         if self.image_size <= 0:
             raise ValueError(f'--image_size={self.image_size} must be a positive number of pixels')
+        if self.stall_timeout_s is not None and self.stall_timeout_s <= 0:
+            raise ValueError(f'stall_timeout_s={self.stall_timeout_s} must be positive (or None: wait forever)')
 
 
 def _runtime_seeded_shuffle(dataset: tf.data.Dataset, buffer_size: int) -> tf.data.Dataset:
@@ -105,7 +117,10 @@ def worker_pipeline(records: tf.data.Dataset, *, mode: str, batch_size: int, ima
     """
     decoder = decoder or decode.make_decoder(image_size)
     if mode == 'distributed_epoch':
-        ds = _runtime_seeded_shuffle(records, min(num_examples, RECORD_SHUFFLE_BUFFER))
+        # The records themselves stay the source, so the dispatcher can split them across workers
+        # (a seed dataset wrapped around them would be the one-element source, one split, one
+        # worker). Workers read disjoint splits, so a shared graph-level seed is harmless here.
+        ds = records.shuffle(min(num_examples, RECORD_SHUFFLE_BUFFER), reshuffle_each_iteration=True)
         ds = ds.map(decoder, num_parallel_calls=AUTOTUNE, deterministic=False)
         ds = ds.batch(batch_size, drop_remainder=False)
     elif mode == 'parallel_epochs':
@@ -121,6 +136,61 @@ def worker_pipeline(records: tf.data.Dataset, *, mode: str, batch_size: int, ima
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
+class DataServiceStalledError(RuntimeError):
+    """The trainer received no batch from the tf.data service within `ServiceConfig.stall_timeout_s`."""
+
+
+def _stall_message(cfg: ServiceConfig) -> str:
+    return (f'tf.data service {cfg.address} (job {cfg.job_name!r}, {cfg.mode}) sent no batch for '
+            f'{cfg.stall_timeout_s:g} s: a worker probably died (the service never gives up on a dead worker\'s '
+            f'task, and the examples it held are lost); check the workers, then restart the trainer')
+
+
+def _fail_on_stall(ds: tf.data.Dataset, cfg: ServiceConfig) -> tf.data.Dataset:
+    """`ds`, but raising `DataServiceStalledError` when no element arrives for `cfg.stall_timeout_s`.
+
+    tf.data has no timeout, and a blocked service read cannot be cancelled, so a daemon thread drives
+    `ds` and hands elements over through a small queue the trainer's side waits on with a deadline. On a
+    stall that thread stays blocked in the dead read (it holds no lock and dies with the process).
+    """
+
+    def generate():
+        handoff = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def pump():
+            try:
+                for element in ds:
+                    while not stop.is_set():
+                        try:
+                            handoff.put(('element', element), timeout=1.0)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                handoff.put(('end', None))
+            except Exception as e:  # pylint: disable=broad-except  # re-raised on the trainer's side
+                handoff.put(('error', e))
+
+        threading.Thread(target=pump, name='data-service-reader', daemon=True).start()
+        try:
+            while True:
+                try:
+                    kind, value = handoff.get(timeout=cfg.stall_timeout_s)
+                except queue.Empty:
+                    raise DataServiceStalledError(_stall_message(cfg)) from None
+                if kind == 'end':
+                    return
+                if kind == 'error':
+                    raise value
+                yield value
+        finally:
+            stop.set()
+
+    return tf.data.Dataset.from_generator(generate, output_signature=ds.element_spec)
+
+
 def distribute(worker_dataset: tf.data.Dataset, cfg: ServiceConfig) -> tf.data.Dataset:
     """Registers `worker_dataset` with the dispatcher and returns the trainer's endless stream of batches.
 
@@ -129,6 +199,10 @@ def distribute(worker_dataset: tf.data.Dataset, cfg: ServiceConfig) -> tf.data.D
     are rebatched here to exactly `batch_size`, so shapes are static and nothing is dropped.
     The result carries auto-sharding OFF: the service already decides who gets what, and a tf.distribute
     re-shard would throw batches away.
+
+    A worker that dies mid-epoch is not survived: TF's service keeps retrying its task and (distributed_epoch)
+    never ends the epoch, because the examples it held are lost. So with `cfg.stall_timeout_s` set, reading
+    fails with `DataServiceStalledError` (its message names the dispatcher) once no batch came for that long.
     """
     policy = (tf.data.experimental.service.ShardingPolicy.DYNAMIC if cfg.mode == 'distributed_epoch'
               else tf.data.experimental.service.ShardingPolicy.OFF)
@@ -137,6 +211,8 @@ def distribute(worker_dataset: tf.data.Dataset, cfg: ServiceConfig) -> tf.data.D
         max_outstanding_requests=cfg.max_outstanding_requests))
     if cfg.mode == 'distributed_epoch':
         ds = ds.repeat().rebatch(cfg.batch_size, drop_remainder=True)
+    if cfg.stall_timeout_s is not None:
+        ds = _fail_on_stall(ds, cfg)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.prefetch(AUTOTUNE).with_options(options)
@@ -218,15 +294,18 @@ def _serve_until_signal(server, what: str) -> None:
 
 WORKER_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_MS = 1_000
+MAINTENANCE_INTERVAL_MS = 1_000
 
 
 def start_dispatcher(port: int, work_dir: str | None = None) -> tf.data.experimental.service.DispatchServer:
     """Starts a dispatcher on `port` (0 = any free port). With `work_dir`, jobs survive a dispatcher restart."""
     config = tf.data.experimental.service.DispatcherConfig(
         port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir),
-        # A worker silent this long is declared dead and its work reassigned; TF's default waits
-        # far longer, which leaves the trainer blocked on a killed worker's tasks.
-        worker_timeout_ms=WORKER_TIMEOUT_MS)
+        # A worker silent for WORKER_TIMEOUT_MS is declared lost, but only by the dispatcher's maintenance
+        # pass, which runs every job_gc_check_interval_ms (TF default 10 min). Declaring it lost does NOT
+        # release the trainer (TF 2.21 neither ends nor reassigns the dead worker's task): that is what
+        # `ServiceConfig.stall_timeout_s` is for.
+        worker_timeout_ms=WORKER_TIMEOUT_MS, job_gc_check_interval_ms=MAINTENANCE_INTERVAL_MS)
     return tf.data.experimental.service.DispatchServer(config)
 
 

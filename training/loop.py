@@ -141,6 +141,12 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         return RunOutcome('already_finished', results, run_dir.path)
     try:
         return _train(train_cfg, inputs, run_dir, strategy, chief, steps_per_epoch, jit_compile)
+    except tf.errors.UnknownError as e:
+        run_dir.abandon()
+        stalled = [line for line in str(e).splitlines() if 'DataServiceStalledError' in line]
+        if stalled:
+            raise TrainingError(stalled[0].strip()) from None
+        raise
     except tf.errors.ResourceExhaustedError as e:
         run_dir.abandon()
         raise TrainingError(

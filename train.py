@@ -64,6 +64,8 @@ flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in 
 flags.DEFINE_string('strategy', 'auto', 'auto | one_device | mirrored | multi_worker | tpu.')
 flags.DEFINE_string('data_service', '', 'grpc://HOST:PORT of a tf.data service dispatcher.')
 flags.DEFINE_string('data_service_mode', 'distributed_epoch', 'distributed_epoch | parallel_epochs.')
+flags.DEFINE_float('data_service_stall_timeout_s', 300.0, 'Fail when the data service sends no batch '
+                   'this long (a dead worker); must exceed the slowest normal gap between batches.')
 flags.DEFINE_bool('benchmark', False, 'Measure the model-side ceiling vs end-to-end instead of training.')
 
 
@@ -130,7 +132,8 @@ def config_from_flags():
         freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
         auto_batch_size=auto_batch, strategy=FLAGS.strategy, data_service=FLAGS.data_service,
-        data_service_mode=FLAGS.data_service_mode, benchmark=FLAGS.benchmark)
+        data_service_mode=FLAGS.data_service_mode,
+        data_service_stall_timeout_s=FLAGS.data_service_stall_timeout_s, benchmark=FLAGS.benchmark)
     return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model,
                        optimizer=optimizer, run=run)
 

@@ -74,7 +74,7 @@ class ServiceConfig:
         if self.image_size <= 0:
             raise ValueError(f'--image_size={self.image_size} must be a positive number of pixels')
         if self.stall_timeout_s is not None and self.stall_timeout_s <= 0:
-            raise ValueError(f'stall_timeout_s={self.stall_timeout_s} must be positive (or None: wait forever)')
+            raise ValueError(f'--data_service_stall_timeout_s={self.stall_timeout_s} must be positive')
 
 
 def _runtime_seeded_shuffle(dataset: tf.data.Dataset, buffer_size: int) -> tf.data.Dataset:
@@ -264,7 +264,8 @@ def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.
              else cfg.pipeline.batch_size)
     service = ServiceConfig(address=cfg.run.data_service, mode=cfg.run.data_service_mode,
                             job_name=job_name or job_name_for(cfg), batch_size=batch,
-                            image_size=cfg.pipeline.cache_size)
+                            image_size=cfg.pipeline.cache_size,
+                            stall_timeout_s=cfg.run.data_service_stall_timeout_s)
     spec = datasets.get_dataset_spec(cfg.source.dataset)
     if builder is None:
         records = synthetic_records(SYNTHETIC_EXAMPLES, cfg.pipeline.cache_size, spec.num_classes,

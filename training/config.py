@@ -49,6 +49,8 @@ class RunConfig:
       strategy: tf.distribute strategy.
       data_service: `grpc://HOST:PORT` of a tf.data service dispatcher, or '' for local input.
       data_service_mode: `distributed_epoch` (each example once per epoch) or `parallel_epochs`.
+      data_service_stall_timeout_s: fail (one line) when the service sends no batch this long,
+        e.g. after a worker died (TF's client would wait on it forever).
       benchmark: measure the model-side ceiling and end-to-end throughput instead of training.
     """
 
@@ -69,6 +71,7 @@ class RunConfig:
     strategy: str = 'auto'
     data_service: str = ''
     data_service_mode: str = 'distributed_epoch'
+    data_service_stall_timeout_s: float = 300.0
     benchmark: bool = False
 
     def __post_init__(self):
@@ -83,6 +86,7 @@ class RunConfig:
         _check_choice('jit_compile', self.jit_compile, JIT_COMPILE)
         _check_choice('strategy', self.strategy, STRATEGIES)
         _check_choice('data_service_mode', self.data_service_mode, DATA_SERVICE_MODES)
+        _check_positive('data_service_stall_timeout_s', self.data_service_stall_timeout_s)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f'--label_smoothing={self.label_smoothing} is not valid; it must be in [0, 1)')
         if self.freeze_backbone_epochs >= self.epochs and self.freeze_backbone_epochs:

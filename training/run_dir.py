@@ -12,7 +12,8 @@ OPERATIONAL_FIELDS = frozenset({
     'source.data_dir', 'source.manual_dir', 'source.download', 'source.allow_modified_archive',
     'pipeline.cache', 'pipeline.cache_dir', 'pipeline.ram_budget_bytes',
     'run.overwrite', 'run.checkpoint_every_steps', 'run.model_dir', 'run.benchmark',
-    'run.strategy', 'run.data_service', 'run.jit_compile', 'run.steps_per_execution',
+    'run.strategy', 'run.data_service', 'run.data_service_stall_timeout_s', 'run.jit_compile',
+    'run.steps_per_execution',
 })
 
 

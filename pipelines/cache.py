@@ -201,11 +201,12 @@ def materialize(decoded: tf.data.Dataset, image_size: int, *, chunk: int = 256) 
 
 
 class DeviceCache:
-    """A whole cached split held on one device; batches are gathered there by index.
+    """A whole cached split held on the accelerator(s); batches are gathered there by index.
 
     The tensors are plain (constant) tensors placed with `tf.device`, not `tf.Variable`s: a Keras model that
     holds a DeviceCache does not track or checkpoint them (gigabytes). Pass `gather` indices from the
-    `Inputs.train` dataset inside the train step.
+    `Inputs.train` dataset inside the train step. Under a multi-replica strategy, `replicated(devices)`
+    gives every replica's device its own copy, so each replica gathers locally.
     """
 
     def __init__(self, host: HostCache, device: str | None = None):
@@ -217,15 +218,44 @@ class DeviceCache:
         with tf.device(self.device):
             self.images = tf.identity(host.images)
             self.labels = tf.identity(host.labels)
+        self.devices = (self.device,)
+        self._copies = ((self.images, self.labels),)
 
     @property
     def num_examples(self) -> int:
         return int(self.images.shape[0])
 
+    def replicated(self, devices) -> 'DeviceCache':
+        """This cache with one copy on each of `devices` (a strategy's local replica devices, in order)."""
+        copy = object.__new__(DeviceCache)
+        copy.devices = tuple(devices)
+        copy.device = copy.devices[0]
+        copies = []
+        for device in copy.devices:
+            with tf.device(device):
+                copies.append((tf.identity(self.images), tf.identity(self.labels)))
+        copy._copies = tuple(copies)
+        copy.images, copy.labels = copies[0]
+        return copy
+
     def gather(self, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Returns (images uint8 [B, S, S, 3], labels int32 [B]) for `indices` int32 [B], on the device."""
-        with tf.device(self.device):
-            return tf.gather(self.images, indices), tf.gather(self.labels, indices)
+        """Returns (images uint8 [B, S, S, 3], labels int32 [B]) for `indices` int32 [B], on the device.
+
+        With several copies, the calling replica reads its own device's copy (no cross-device traffic).
+        """
+        def read(i):
+            def fn():
+                with tf.device(self.devices[i]):
+                    images, labels = self._copies[i]
+                    return tf.gather(images, indices), tf.gather(labels, indices)
+            return fn
+
+        if len(self._copies) == 1:
+            return read(0)()
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        # Global replica id -> this worker's local copy (workers hold equal, ordered replica groups).
+        local = tf.math.floormod(tf.cast(replica, tf.int32), len(self._copies))
+        return tf.switch_case(local, [read(i) for i in range(len(self._copies))])
 
 
 def _default_device() -> str:

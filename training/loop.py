@@ -120,6 +120,10 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         logging.debug('input pipeline refused the config', exc_info=True)
         raise TrainingError(str(e)) from None
     batch_size = train_cfg.pipeline.batch_size
+    if inputs.device_cache is not None and strategy.num_replicas_in_sync > 1:
+        # One copy of the cached split per local replica device: each gathers its own batches.
+        inputs = dataclasses.replace(
+            inputs, device_cache=inputs.device_cache.replicated(strategy.extended.worker_devices))
     if inputs.num_train < batch_size:
         raise TrainingError(
             f'--batch_size={batch_size} is larger than the training split ({inputs.num_train} '

@@ -1,0 +1,80 @@
+"""The device cache under MirroredStrategy: one copy per replica device, each replica gathers locally."""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_each_replica_gathers_from_its_own_copy():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, os.path.abspath(__file__)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'ok' in result.stdout
+
+
+def test_train_run_with_device_cache_on_two_mirrored_replicas(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), 'train', str(tmp_path / 'run')],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'batch: 16 global, 8 per replica on 2 replica(s)' in result.stdout
+    assert 'trained ok' in result.stdout
+
+
+def _train(model_dir):
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from absl import flags
+    import train
+    from training import loop
+    flags.FLAGS(['train.py', '--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9',
+                 '--weights=none', '--head=gap', '--batch_size=16', '--steps_per_epoch=2', '--epochs=1',
+                 '--precision=float32', '--cache=device', '--augment=flip_crop',
+                 f'--model_dir={model_dir}'])
+    outcome = loop.run(train.config_from_flags(), strategy=tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))
+    assert outcome.status == 'finished' and outcome.results['optimizer_iterations'] == 2, outcome
+    print('trained ok')
+
+
+def _main():
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices('CPU')[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from pipelines import cache as cache_lib
+
+    images = np.arange(8 * 2 * 2 * 3, dtype=np.uint8).reshape(8, 2, 2, 3)
+    labels = np.arange(8, dtype=np.int32)
+    host = cache_lib.host_cache_from_arrays(images, labels)
+    strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+    cache = cache_lib.DeviceCache(host).replicated(strategy.extended.worker_devices)
+    assert [c[0].device.endswith(f'CPU:{i}') for i, c in enumerate(cache._copies)] == [True, True]
+    # Mark replica 1's copy so the results show which copy each replica read.
+    with tf.device(cache.devices[1]):
+        cache._copies = (cache._copies[0], (tf.identity(cache._copies[1][0]) + 1,
+                                            tf.identity(cache._copies[1][1]) + 100))
+
+    @tf.function
+    def step(indices):
+        return strategy.run(lambda i: cache.gather(i), args=(indices,))
+
+    indices = strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant([1, 6] if ctx.replica_id_in_sync_group == 0 else [3, 7], tf.int32))
+    got_images, got_labels = step(indices)
+    per_replica = strategy.experimental_local_results(got_labels)
+    assert [r.numpy().tolist() for r in per_replica] == [[1, 6], [103, 107]], per_replica
+    image_results = strategy.experimental_local_results(got_images)
+    np.testing.assert_array_equal(image_results[0].numpy(), images[[1, 6]])
+    np.testing.assert_array_equal(image_results[1].numpy(), images[[3, 7]] + 1)
+    print('ok')
+
+
+if __name__ == '__main__':
+    if len(sys.argv) > 2 and sys.argv[1] == 'train':
+        _train(sys.argv[2])
+    else:
+        _main()

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import queue
 import signal
+import socket
 import sys
 import threading
 import typing
@@ -239,6 +240,21 @@ def job_name_for(cfg: TrainConfig, suffix: str = '') -> str:
     return f'{cfg.source.dataset}-{digest}{"-" + suffix if suffix else ""}'
 
 
+def check_dispatcher(address: str, timeout_s: float = 10.0) -> None:
+    """Raises ValueError (one line, naming the flag) unless something accepts connections at `address`.
+
+    tf.data service would otherwise block forever registering the dataset with a dispatcher that is down.
+    """
+    host, _, port = address.removeprefix('grpc://').rpartition(':')
+    try:
+        with socket.create_connection((host or 'localhost', int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f'--data_service={address}: no dispatcher answers there ({getattr(e, "strerror", None) or e}); '
+            f'start one with `python -m pipelines.data_service dispatcher --port={port}`') from None
+
+
 def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.InputContext | None = None,
                      job_name: str | None = None) -> tf.data.Dataset:
     """The training dataset served by the tf.data service at `cfg.run.data_service`.
@@ -260,6 +276,7 @@ def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.
     """
     from pipelines import datasets, pipeline, sources  # pylint: disable=import-outside-toplevel
 
+    check_dispatcher(cfg.run.data_service)
     batch = (input_context.get_per_replica_batch_size(cfg.pipeline.batch_size) if input_context
              else cfg.pipeline.batch_size)
     service = ServiceConfig(address=cfg.run.data_service, mode=cfg.run.data_service_mode,

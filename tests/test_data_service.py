@@ -9,6 +9,7 @@ import collections
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -245,3 +246,11 @@ def _consume_through_a_worker_death(address: str) -> None:
 
 if __name__ == '__main__':
     _consume_through_a_worker_death(sys.argv[1])
+
+
+def test_dispatcher_that_is_down_is_one_line_naming_the_flag():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]  # free, and nobody listens once closed
+    with pytest.raises(ValueError, match=rf'--data_service=grpc://127.0.0.1:{port}: no dispatcher answers'):
+        data_service.check_dispatcher(f'grpc://127.0.0.1:{port}', timeout_s=2)

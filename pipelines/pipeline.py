@@ -121,7 +121,9 @@ def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
         return tf.gather(images, indices), tf.gather(labels, indices)
 
     return (epoch_index_batches(host.num_examples, batch_size, seed)
-            .map(gather, num_parallel_calls=AUTOTUNE)
+            # Order kept: every gather costs the same, and out-of-order output would let a batch of
+            # the next epoch overtake this one's last (an "epoch" of steps could repeat an example).
+            .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
             .prefetch(AUTOTUNE)  # overlaps the next gather with the train step
             .with_options(dataset_options(training=True, deterministic=deterministic)))
 
@@ -131,7 +133,8 @@ def train_indices_for_device(host: cache_lib.HostCache, batch_size: int, *, seed
     """(indices, labels) batches for a DeviceCache: only B int32 pairs cross to the device per step."""
     labels = host.labels
     return (epoch_index_batches(host.num_examples, batch_size, seed)
-            .map(lambda indices: (indices, tf.gather(labels, indices)), num_parallel_calls=AUTOTUNE)
+            .map(lambda indices: (indices, tf.gather(labels, indices)), num_parallel_calls=AUTOTUNE,
+                 deterministic=True)  # epochs stay whole, as above
             .prefetch(AUTOTUNE)
             .with_options(dataset_options(training=True, deterministic=deterministic)))
 

@@ -83,7 +83,8 @@ def _application(constructor, **kwargs):
     return build
 
 
-def _convnext(name, constructor, size, params, large=False):
+def _keras_family(name, constructor, size, params, weights_file, large=False):
+    """A keras.applications family that carries its own preprocessing (`include_preprocessing`)."""
     return ModelFamily(
             name=name,
             backbone=_application(constructor, include_preprocessing=True),
@@ -91,24 +92,18 @@ def _convnext(name, constructor, size, params, large=False):
             min_image_size=32,
             default_image_size=size,
             application=constructor,
-            imagenet_weights_file=f'{name}_notop.h5',
+            imagenet_weights_file=weights_file,
             published_params=params,
             large=large)
+
+
+def _convnext(name, constructor, size, params, large=False):
+    return _keras_family(name, constructor, size, params, f'{name}_notop.h5', large)
 
 
 def _efficientnetv2(name, constructor, size, params, large=False):
     variant = name.split('_')[1]  # 'b0' .. 'l'
-    keras_name = f'efficientnetv2-{variant}'
-    return ModelFamily(
-            name=name,
-            backbone=_application(constructor, include_preprocessing=True),
-            preprocessing=None,
-            min_image_size=32,
-            default_image_size=size,
-            application=constructor,
-            imagenet_weights_file=f'{keras_name}_notop.h5',
-            published_params=params,
-            large=large)
+    return _keras_family(name, constructor, size, params, f'efficientnetv2-{variant}_notop.h5', large)
 
 
 _apps = keras.applications

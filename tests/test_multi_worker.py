@@ -104,23 +104,6 @@ def _worker_main(model_dir: str) -> None:
     from pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
     from training.trainer import Trainer  # pylint: disable=import-outside-toplevel
 
-    class LockstepTrainer(Trainer):
-        # Keras' own version peeks at one batch and MEAN-reduces it across workers, which the
-        # cross-host collective cannot do for uint8 images (and the peeked batch is lost). The
-        # Trainer builds from fixed shapes anyway. Keras' MEAN over workers of the scalar logs
-        # (`reduce(..., axis=0)`) also fails on scalars (tensorflow/tensorflow#72388): logs of shape
-        # [1] reduce to the scalar Keras expects. TODO(lead): move these overrides into Trainer.
-        def train_step(self, data):
-            return {k: tf.reshape(v, [1]) for k, v in super().train_step(data).items()}
-
-        def test_step(self, data):
-            return {k: tf.reshape(v, [1]) for k, v in super().test_step(data).items()}
-
-        def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-            del iterator, data_batch
-            with self.distribute_strategy.scope():
-                self._symbolic_build()
-
     size, classes = 8, 4
     keras.utils.set_random_seed(0)
     with strategy.scope():
@@ -129,7 +112,7 @@ def _worker_main(model_dir: str) -> None:
         x = keras.layers.Conv2D(4, 3, activation='relu')(x)
         x = keras.layers.GlobalAveragePooling2D()(x)
         classifier = keras.Model(inputs, keras.layers.Dense(classes, activation='softmax', dtype='float32')(x))
-        trainer = LockstepTrainer(classifier, Augmenter(AugmentConfig(policy='none', image_size=size,
+        trainer = Trainer(classifier, Augmenter(AugmentConfig(policy='none', image_size=size,
                                                               num_classes=classes)), classes)
         trainer.compile(optimizer=keras.optimizers.SGD(0.5), loss=keras.losses.CategoricalCrossentropy())
     initial = np.concatenate([w.numpy().ravel() for w in classifier.weights])

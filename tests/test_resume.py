@@ -23,6 +23,13 @@ COMMON = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--
           '--precision=float32', '--checkpoint_every_steps=2', '--validation_split=0.05']
 
 
+def _saved_steps(backup_dir):
+    """Global steps of the complete backups in `backup_dir`, oldest first."""
+    if not backup_dir.exists():
+        return []
+    return sorted(int(n.split('-')[1]) for n in os.listdir(backup_dir) if n.startswith('step-'))
+
+
 def _start(model_dir):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     return subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'), *COMMON,
@@ -36,8 +43,7 @@ def _wait_for_backup(model_dir, proc, *, timeout=240):
     backup_dir = model_dir / 'backup'
     while time.time() < deadline:
         assert proc.poll() is None, proc.stdout.read()
-        steps = sorted(int(n.split('-')[1]) for n in os.listdir(backup_dir)
-                       if n.startswith('step-')) if backup_dir.exists() else []
+        steps = _saved_steps(backup_dir)
         if steps:
             return steps[-1]
         time.sleep(0.05)
@@ -83,7 +89,7 @@ def test_sigterm_saves_then_exits_and_the_rerun_finishes(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
     assert 'preempted' in out
-    steps = sorted(int(n.split('-')[1]) for n in os.listdir(model_dir / 'backup') if n.startswith('step-'))
+    steps = _saved_steps(model_dir / 'backup')
     assert steps[-1] >= first
     assert not (model_dir / 'results.json').exists()
     _finish(model_dir)
@@ -132,7 +138,7 @@ def test_backups_keep_two_and_never_a_partial_folder(tmp_path):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    original = loop._compile
+    original = loop.compile_trainer
 
     def compile_with_nan_after_step_4(trainer, cfg, optimizer, jit_compile):
         original(trainer, cfg, optimizer, jit_compile)
@@ -146,13 +152,13 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
 
         trainer.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'], jit_compile=False)
 
-    monkeypatch.setattr(loop, '_compile', compile_with_nan_after_step_4)
+    monkeypatch.setattr(loop, 'compile_trainer', compile_with_nan_after_step_4)
     model_dir = tmp_path / 'run'
     with pytest.raises(SystemExit) as e:
         run_train(*COMMON, f'--model_dir={model_dir}')
     assert e.value.code != 0
     assert 'NaN' in capsys.readouterr().err
-    steps = sorted(int(n.split('-')[1]) for n in os.listdir(model_dir / 'backup') if n.startswith('step-'))
+    steps = _saved_steps(model_dir / 'backup')
     assert steps and steps[-1] <= 4  # the state after the NaN step was never saved
     with h5py.File(model_dir / 'backup' / f'step-{steps[-1]:010d}' / 'state.weights.h5') as f:
         arrays = []

@@ -59,7 +59,7 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
     return inputs
 
 
-def _compile(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
+def compile_trainer(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
     trainer.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.run.label_smoothing),
@@ -198,7 +198,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
                 set_backbone_trainable(classifier, not frozen)
             optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps_per_epoch,
                                         epochs=epochs, global_batch_size=batch_size)
-            _compile(trainer, cfg, optimizer, jit_compile)
+            compile_trainer(trainer, cfg, optimizer, jit_compile)
             trainer.optimizer.build(trainer.trainable_variables)
             trainer.optimizer.iterations.assign(global_step)
 

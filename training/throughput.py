@@ -77,7 +77,7 @@ def _measure(cfg: TrainConfig, train_data, device_cache, steps: int, warmup: int
                       device_cache=device_cache)
     optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps + warmup, epochs=1,
                                 global_batch_size=batch)
-    loop._compile(trainer, cfg, optimizer, jit_compile)
+    loop.compile_trainer(trainer, cfg, optimizer, jit_compile)
     timer = _StepTimer(warmup)
     trainer.fit(train_data, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0,
                 shuffle=False)

@@ -61,7 +61,10 @@ flags.DEFINE_integer('seed', 0, 'Seed for init, shuffling and augmentation.')
 flags.DEFINE_bool('deterministic', False, 'Bit-identical reruns (slower): ordered input, op determinism.')
 flags.DEFINE_integer('checkpoint_every_steps', 0, 'In-epoch backup period for resuming; 0 = epoch ends.')
 flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --model_dir.')
-flags.DEFINE_string('strategy', 'auto', 'auto | one_device | mirrored | multi_worker | tpu.')
+flags.DEFINE_string('strategy', 'auto', 'auto | one_device | mirrored | multi_worker | tpu (TensorFlow); '
+                    'auto | one_device | data_parallel (JAX).')
+flags.DEFINE_string('backend', None, 'Keras backend: tensorflow | jax (default: $KERAS_BACKEND, else '
+                    'tensorflow). The model, augmentation and device cache run on it; tf.data feeds both.')
 flags.DEFINE_string('data_service', '', 'grpc://HOST:PORT of a tf.data service dispatcher.')
 flags.DEFINE_string('data_service_mode', 'distributed_epoch', 'distributed_epoch | parallel_epochs.')
 flags.DEFINE_float('data_service_stall_timeout_s', 300.0, 'Fail when the data service sends no batch '
@@ -84,6 +87,10 @@ def config_from_flags():
     from training.config import RunConfig, TrainConfig
     from training.optimizers import OptimizerConfig
 
+    import keras
+    if FLAGS.backend is not None and FLAGS.backend != keras.backend.backend():
+        raise ValueError(f'--backend={FLAGS.backend}: Keras was already loaded with the '
+                         f'{keras.backend.backend()} backend in this process')
     if FLAGS.dataset is None:
         raise ValueError(f'--dataset is required; valid: {", ".join(sorted(datasets.DATASETS))}')
     spec = datasets.get_dataset_spec(FLAGS.dataset)
@@ -131,7 +138,8 @@ def config_from_flags():
         steps_per_execution=FLAGS.steps_per_execution, label_smoothing=FLAGS.label_smoothing,
         freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
-        auto_batch_size=auto_batch, strategy=FLAGS.strategy, data_service=FLAGS.data_service,
+        auto_batch_size=auto_batch, strategy=FLAGS.strategy, backend=keras.backend.backend(),
+        data_service=FLAGS.data_service,
         data_service_mode=FLAGS.data_service_mode,
         data_service_stall_timeout_s=FLAGS.data_service_stall_timeout_s, benchmark=FLAGS.benchmark)
     return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model,
@@ -143,9 +151,18 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def select_backend() -> None:
+    """Makes `--backend` (else $KERAS_BACKEND, else tensorflow) Keras' backend; before Keras is imported."""
+    backend = FLAGS.backend or os.environ.get('KERAS_BACKEND') or 'tensorflow'
+    if backend not in ('tensorflow', 'jax'):
+        _fail(f'--backend={backend!r} (or KERAS_BACKEND) is not valid; valid: tensorflow, jax', 2)
+    os.environ['KERAS_BACKEND'] = backend
+
+
 def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a --flag', 2)
+    select_backend()
     from training import native_stderr
 
     try:
@@ -160,7 +177,8 @@ def main(argv):
                 raise ValueError(str(e)) from None
     except ValueError as e:
         _fail(str(e), 2)
-    print(f'devices: {", ".join(strategy.extended.worker_devices)}', flush=True)
+    print(f'devices: {", ".join(strategy_lib.device_names(strategy))} (Keras backend '
+          f'{cfg.run.backend})', flush=True)
     print('config:\n' + cfg.to_json(), flush=True)
 
     from models.weights import WeightsError

@@ -10,6 +10,8 @@ JIT_CHOICES = ('auto', 'true', 'false')
 
 # Tensor Cores run float16 matmuls from Volta (compute capability 7.0) on; older GPUs gain nothing.
 _MIN_FLOAT16_COMPUTE_CAPABILITY = (7, 0)
+# bfloat16 Tensor Cores arrive with Ampere (8.0).
+_MIN_BFLOAT16_COMPUTE_CAPABILITY = (8, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +23,12 @@ class Accelerator:
 
 
 def detect_accelerator() -> Accelerator:
-    """Looks at the devices TensorFlow sees: a TPU wins over GPUs, GPUs over the CPU."""
+    """Looks at the devices the Keras backend computes on: a TPU wins over GPUs, GPUs over the CPU.
+
+    On the JAX backend that is JAX's devices (TensorFlow may be the CPU-only build there, for tf.data).
+    """
+    if keras.backend.backend() == 'jax':
+        return _jax_accelerator()
     if tf.config.list_logical_devices('TPU'):
         return Accelerator('tpu')
     gpus = tf.config.list_physical_devices('GPU')
@@ -31,12 +38,24 @@ def detect_accelerator() -> Accelerator:
     return Accelerator('cpu')
 
 
+def _jax_accelerator() -> Accelerator:
+    import jax  # pylint: disable=import-outside-toplevel
+    device = jax.devices()[0]
+    if device.platform == 'tpu':
+        return Accelerator('tpu')
+    if device.platform == 'gpu':
+        capability = getattr(device, 'compute_capability', '0.0')
+        return Accelerator('gpu', tuple(int(p) for p in str(capability).split('.')[:2]))
+    return Accelerator('cpu')
+
+
 def resolve_precision(name: str, accelerator: Accelerator | None = None) -> str:
     """Turns `--precision` into a concrete Keras dtype policy name.
 
-    'auto' picks mixed_float16 on GPUs with Tensor Cores (compute capability >= 7.0), mixed_bfloat16 on
-    TPUs (their native matmul type, no loss scaling needed) and float32 elsewhere (CPUs emulate half
-    types slowly).
+    'auto' picks mixed_bfloat16 on TPUs and on GPUs of compute capability >= 8.0 (Ampere on: bfloat16
+    Tensor Cores as fast as float16, float32's exponent range, so no loss scaling), mixed_float16 on
+    Volta/Turing GPUs (7.x, Tensor Cores without bfloat16) and float32 elsewhere (CPUs emulate half
+    types slowly). The same on both Keras backends.
 
     Args:
         name: 'auto', 'float32', 'mixed_float16' or 'mixed_bfloat16'.
@@ -52,7 +71,10 @@ def resolve_precision(name: str, accelerator: Accelerator | None = None) -> str:
     accelerator = accelerator or detect_accelerator()
     if accelerator.kind == 'tpu':
         return 'mixed_bfloat16'
-    if accelerator.kind == 'gpu' and (accelerator.compute_capability or (0, 0)) >= _MIN_FLOAT16_COMPUTE_CAPABILITY:
+    capability = accelerator.compute_capability or (0, 0)
+    if accelerator.kind == 'gpu' and capability >= _MIN_BFLOAT16_COMPUTE_CAPABILITY:
+        return 'mixed_bfloat16'
+    if accelerator.kind == 'gpu' and capability >= _MIN_FLOAT16_COMPUTE_CAPABILITY:
         return 'mixed_float16'
     return 'float32'
 
@@ -61,7 +83,8 @@ def resolve_jit_compile(value: str | bool, accelerator: Accelerator | None = Non
     """Turns `--jit_compile` ('auto', 'true', 'false') into a bool: auto = XLA on GPU/TPU, not on CPU.
 
     XLA on the CPU compiles slowly and often runs slower than TF's own kernels; on accelerators it fuses
-    the elementwise ops of normalisation layers and activations, which is where they lose time.
+    the elementwise ops of normalisation layers and activations, which is where they lose time. On the
+    JAX backend XLA is the only compiler (without it every op runs eagerly), so `auto` is always XLA.
     """
     if isinstance(value, bool):
         return value
@@ -69,6 +92,8 @@ def resolve_jit_compile(value: str | bool, accelerator: Accelerator | None = Non
         raise ValueError(f'--jit_compile={value!r} is not valid; valid: {", ".join(JIT_CHOICES)}')
     if value != 'auto':
         return value == 'true'
+    if keras.backend.backend() == 'jax':
+        return True
     accelerator = accelerator or detect_accelerator()
     return accelerator.kind in ('gpu', 'tpu')
 

@@ -1,8 +1,10 @@
 """Train / validation / test tf.data pipelines: decode once, cache uint8, gather whole batches, prefetch."""
 
 import dataclasses
+import functools
 import os
 import re
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -62,12 +64,14 @@ class PipelineConfig:
 class Inputs:
     """Everything the train loop needs from the input side.
 
-    `train` is infinite with static shapes: (images uint8 [B, S, S, 3], labels int32 [B]), or for
-    cache='device' (indices int32 [B], labels int32 [B]) with `device_cache.gather(indices)` giving the
-    images on the device. `validation` / `test` are finite, unaugmented, each example exactly once.
+    `train_from(start_step=k)` is the training stream from global batch k on (0: the start; a resumed run
+    continues there), infinite with static shapes: (images uint8 [B, S, S, 3], labels int32 [B]), or for
+    cache='device' (indices int32 [B], labels int32 [B]) with the images gathered on the device from
+    `device_cache` (uint8 [N, S, S, 3]). `validation` / `test` are finite, unaugmented, each example
+    exactly once. `resumes_in_place` is False where the stream cannot start mid-way (the tf.data service).
     """
 
-    train: tf.data.Dataset
+    train_from: Callable[[int], tf.data.Dataset]
     steps_per_epoch: int
     validation: tf.data.Dataset | None
     test: tf.data.Dataset
@@ -75,8 +79,14 @@ class Inputs:
     num_validation: int
     num_test: int
     class_names: tuple[str, ...]
-    device_cache: cache_lib.DeviceCache | None
+    device_cache: np.ndarray | tf.Tensor | None
     cache_decision: str
+    resumes_in_place: bool = True
+
+    @property
+    def train(self) -> tf.data.Dataset:
+        """The training stream from its start."""
+        return self.train_from(start_step=0)
 
 
 def dataset_options(*, training: bool, deterministic: bool) -> tf.data.Options:
@@ -92,27 +102,32 @@ def dataset_options(*, training: bool, deterministic: bool) -> tf.data.Options:
     return options
 
 
-def epoch_index_batches(num_examples: int, batch_size: int, seed: int) -> tf.data.Dataset:
+def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
     """Infinite dataset of int32 [batch_size] index batches; each epoch is a fresh permutation.
 
     One permutation per epoch (stateless, from (seed, epoch)) replaces an element-wise shuffle buffer:
     every example appears at most once per epoch, the last `num_examples % batch_size` of that epoch's
     order are dropped (a different few each epoch), and the same seed gives the same batches.
+    `start_step` starts the stream at that batch of the whole sequence (a resumed run continues where
+    the interrupted one stopped) without computing anything it skips.
     """
     steps = num_examples // batch_size
     if steps == 0:
         raise ValueError(f'--batch_size={batch_size} is larger than the {num_examples} training examples')
 
-    def one_epoch(epoch):
+    def one_epoch(epoch, first_step=0):
         perm = tf.random.experimental.stateless_shuffle(
                 tf.range(num_examples, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(tf.reshape(perm[:steps * batch_size], [steps, batch_size]))
+        batches = tf.reshape(perm[:steps * batch_size], [steps, batch_size])
+        return tf.data.Dataset.from_tensor_slices(batches[first_step:])
 
-    return tf.data.Dataset.counter().flat_map(one_epoch)
+    epoch, step = divmod(start_step, steps)
+    rest = tf.data.Dataset.counter(start=epoch + 1).flat_map(one_epoch)
+    return one_epoch(tf.constant(epoch, tf.int64), step).concatenate(rest)
 
 
 def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: int,
-                          deterministic: bool) -> tf.data.Dataset:
+                          deterministic: bool, start_step: int = 0) -> tf.data.Dataset:
     """(images, labels) batches gathered from an in-memory cache by shuffled index."""
     images, labels = host.images, host.labels
 
@@ -120,7 +135,7 @@ def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
         # One gather per batch: a single memcpy-like op instead of B element copies through tf.data.
         return tf.gather(images, indices), tf.gather(labels, indices)
 
-    return (epoch_index_batches(host.num_examples, batch_size, seed)
+    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step)
             # Order kept: every gather costs the same, and out-of-order output would let a batch of
             # the next epoch overtake this one's last (an "epoch" of steps could repeat an example).
             .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -129,10 +144,10 @@ def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
 
 
 def train_indices_for_device(host: cache_lib.HostCache, batch_size: int, *, seed: int,
-                             deterministic: bool) -> tf.data.Dataset:
+                             deterministic: bool, start_step: int = 0) -> tf.data.Dataset:
     """(indices, labels) batches for a DeviceCache: only B int32 pairs cross to the device per step."""
     labels = host.labels
-    return (epoch_index_batches(host.num_examples, batch_size, seed)
+    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step)
             .map(lambda indices: (indices, tf.gather(labels, indices)), num_parallel_calls=AUTOTUNE,
                  deterministic=True)  # epochs stay whole, as above
             .prefetch(AUTOTUNE)
@@ -150,13 +165,15 @@ def eval_from_host_cache(host: cache_lib.HostCache, batch_size: int) -> tf.data.
 
 
 def train_from_stream(examples: tf.data.Dataset, batch_size: int, *, seed: int, deterministic: bool,
-                      shuffle_buffer: int, decoder=None) -> tf.data.Dataset:
+                      shuffle_buffer: int, decoder=None, start_step: int = 0) -> tf.data.Dataset:
     """Training batches from encoded records decoded every epoch (no cache).
 
     The shuffle runs on the small encoded records before the decode, so the buffer holds kilobytes per
-    example instead of a decoded image.
+    example instead of a decoded image. `start_step` skips that many batches of encoded records (read,
+    not decoded): the seeded shuffle makes the skipped sequence the one an uninterrupted run consumed.
     """
-    ds = examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = (examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+          .skip(start_step * batch_size))
     if decoder is not None:
         ds = ds.map(decoder, num_parallel_calls=AUTOTUNE)
     return (ds.batch(batch_size, drop_remainder=True)  # static shapes for the compiled train step
@@ -170,27 +187,6 @@ def eval_from_stream(examples: tf.data.Dataset, batch_size: int, decoder=None) -
     if decoder is not None:
         ds = ds.map(decoder, num_parallel_calls=AUTOTUNE)
     return (ds.batch(batch_size)
-            .prefetch(AUTOTUNE)
-            .with_options(dataset_options(training=False, deterministic=True)))
-
-
-def train_from_file_cache(cached: cache_lib.FileCache, batch_size: int, *, seed: int, deterministic: bool,
-                          shuffle_buffer: int) -> tf.data.Dataset:
-    """Training batches from a file cache: shuffle raw records, batch, then parse whole batches."""
-    return (cached.records
-            .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-            .repeat()
-            .batch(batch_size, drop_remainder=True)  # static shapes for the compiled train step
-            .map(cached.parse_batch, num_parallel_calls=AUTOTUNE)
-            .prefetch(AUTOTUNE)
-            .with_options(dataset_options(training=True, deterministic=deterministic)))
-
-
-def eval_from_file_cache(cached: cache_lib.FileCache, batch_size: int) -> tf.data.Dataset:
-    """Every cached example exactly once, in the written order."""
-    return (cached.records
-            .batch(batch_size)
-            .map(cached.parse_batch, num_parallel_calls=AUTOTUNE)
             .prefetch(AUTOTUNE)
             .with_options(dataset_options(training=False, deterministic=True)))
 
@@ -263,31 +259,30 @@ def inputs_from_records(train_records: tf.data.Dataset,
         hosts = {k: cache_lib.materialize(decoded(v), cfg.cache_size) for k, v in splits.items() if v is not None}
         counts = {k: h.num_examples for k, h in hosts.items()}
         if decision.placement == 'device':
-            device_cache = cache_lib.DeviceCache(hosts['train'])
-            train = train_indices_for_device(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+            device_cache = hosts['train'].pixels()
+            train = functools.partial(train_indices_for_device, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
         else:
-            train = train_from_host_cache(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+            train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
         evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
     elif decision.placement == 'disk':
-        files = {}
+        # The memory cache's layout in a memory-mapped file: the same gathers, pages from the OS page cache.
+        hosts = {}
         for k, v in splits.items():
             if v is None:
                 continue
             # Train and validation depend on where the validation slice is cut: part of their name.
             split = k if k == 'test' else f'{k}_val{cfg.validation_fraction:g}'
-            path = cache_lib.file_cache_path(cfg.cache_dir, _cache_key(cache_name, split, cfg.cache_size,
-                                                                       input_context))
-            files[k] = cache_lib.file_cache(decoded(v), path)
-        counts = {k: f.count for k, f in files.items()}
-        # Decoded images are S*S*3 bytes each: bound the buffer by a quarter of the RAM budget.
-        budget = cfg.ram_budget_bytes if cfg.ram_budget_bytes is not None else cache_lib.default_ram_budget()
-        buffer = max(batch, min(counts['train'], budget // 4 // cache_lib.cached_bytes(1, cfg.cache_size)))
-        train = train_from_file_cache(files['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic,
-                                      shuffle_buffer=buffer)
-        evals = {k: eval_from_file_cache(f, batch) for k, f in files.items() if k != 'train'}
+            key = _cache_key(cache_name, split, cfg.cache_size, input_context)
+            hosts[k] = cache_lib.file_cache(decoded(v), cache_lib.file_cache_path(cfg.cache_dir, key),
+                                            settings={'source': cache_name, 'split': split,
+                                                      'image_size': cfg.cache_size})
+        counts = {k: h.num_examples for k, h in hosts.items()}
+        train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed,
+                                  deterministic=cfg.deterministic)
+        evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
     else:  # none: decode every epoch
         counts = {k: _count(v) for k, v in splits.items() if v is not None}
-        train = train_from_stream(train_records, batch, seed=cfg.seed, deterministic=cfg.deterministic,
+        train = functools.partial(train_from_stream, train_records, batch, seed=cfg.seed, deterministic=cfg.deterministic,
                                   shuffle_buffer=min(counts['train'], _RECORD_SHUFFLE_BUFFER), decoder=decoder)
         evals = {k: eval_from_stream(v, batch, decoder) for k, v in splits.items() if v is not None and k != 'train'}
 
@@ -297,7 +292,7 @@ def inputs_from_records(train_records: tf.data.Dataset,
     if steps == 0:
         raise ValueError(f'--batch_size={cfg.batch_size} is larger than the {counts["train"]} training examples')
     return Inputs(
-            train=train,
+            train_from=train,
             steps_per_epoch=steps,
             validation=evals.get('validation'),
             test=evals['test'],
@@ -357,15 +352,15 @@ def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *, num_train:
     batch = cfg.batch_size
     device_cache = None
     if cfg.cache == 'device':
-        device_cache = cache_lib.DeviceCache(hosts['train'])
-        train = train_indices_for_device(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+        device_cache = hosts['train'].pixels()
+        train = functools.partial(train_indices_for_device, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
     else:
-        train = train_from_host_cache(hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
+        train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
     if fit // batch == 0:
         raise ValueError(f'--batch_size={batch} is larger than the {fit} synthetic training examples')
     placement = 'device' if cfg.cache == 'device' else 'memory'
     return Inputs(
-            train=train,
+            train_from=train,
             steps_per_epoch=fit // batch,
             validation=eval_from_host_cache(hosts['validation'], batch) if num_val else None,
             test=eval_from_host_cache(hosts['test'], batch),

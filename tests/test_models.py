@@ -206,7 +206,8 @@ def test_mixed_float16_compile_adds_loss_scaling():
 
 @pytest.mark.parametrize('accelerator, expected', [
         (precision.Accelerator('cpu'), 'float32'),
-        (precision.Accelerator('gpu', (8, 0)), 'mixed_float16'),
+        (precision.Accelerator('gpu', (8, 0)), 'mixed_bfloat16'),
+        (precision.Accelerator('gpu', (9, 0)), 'mixed_bfloat16'),
         (precision.Accelerator('gpu', (7, 0)), 'mixed_float16'),
         (precision.Accelerator('gpu', (6, 1)), 'float32'),
         (precision.Accelerator('tpu'), 'mixed_bfloat16'),

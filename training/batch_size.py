@@ -11,13 +11,18 @@ import tensorflow as tf
 # Messages of OOMs that do not arrive as ResourceExhaustedError (XLA and some allocators raise
 # InternalError / UnknownError carrying the status text instead).
 _OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'OOM when allocating')
+_JAX_RUNTIME_ERRORS = ('XlaRuntimeError', 'JaxRuntimeError')
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether `error` is an accelerator (or host) out-of-memory failure."""
+    """Whether `error` is an accelerator (or host) out-of-memory failure, on either Keras backend.
+
+    JAX reports one as `XlaRuntimeError` (`JaxRuntimeError` in newer releases) with RESOURCE_EXHAUSTED.
+    """
     if isinstance(error, (tf.errors.ResourceExhaustedError, MemoryError)):
         return True
-    return isinstance(error, tf.errors.OpError) and any(m in str(error) for m in _OOM_MARKERS)
+    runtime = isinstance(error, tf.errors.OpError) or type(error).__name__ in _JAX_RUNTIME_ERRORS
+    return runtime and any(m in str(error) for m in _OOM_MARKERS)
 
 
 def _default_compile_kwargs() -> dict:
@@ -34,9 +39,8 @@ def fits(build_model_fn: Callable[[], keras.Model], batch_size: int, image_size:
     try:
         model = build_model_fn()
         model.compile(**(compile_kwargs or _default_compile_kwargs()))
-        images = tf.random.uniform((batch_size, image_size, image_size, 3), maxval=256, dtype=tf.int32)
-        images = tf.cast(images, tf.uint8)
-        labels = tf.constant(np.arange(batch_size) % num_classes, dtype=tf.int32)
+        images = np.random.default_rng(0).integers(0, 256, (batch_size, image_size, image_size, 3), np.uint8)
+        labels = (np.arange(batch_size) % num_classes).astype(np.int32)
         model.train_on_batch(images, labels)
         return True
     except Exception as e:

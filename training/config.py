@@ -12,7 +12,8 @@ from training.optimizers import OptimizerConfig
 
 PRECISIONS = ('auto', 'float32', 'mixed_float16', 'mixed_bfloat16')
 JIT_COMPILE = ('auto', 'true', 'false')
-STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu')
+STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu', 'data_parallel')
+BACKENDS = ('tensorflow', 'jax')
 DATA_SERVICE_MODES = ('distributed_epoch', 'parallel_epochs')
 
 
@@ -46,7 +47,8 @@ class RunConfig:
       checkpoint_every_steps: in-epoch backup period for resuming after a kill; 0 = epoch ends only.
       overwrite: allow a different config in an existing `model_dir` (the old run is moved aside).
       auto_batch_size: probe the largest batch that fits the accelerator.
-      strategy: tf.distribute strategy.
+      strategy: tf.distribute strategy (TensorFlow backend), or data_parallel (JAX backend).
+      backend: the Keras backend the run uses (`--backend` / KERAS_BACKEND), recorded in config.json.
       data_service: `grpc://HOST:PORT` of a tf.data service dispatcher, or '' for local input.
       data_service_mode: `distributed_epoch` (each example once per epoch) or `parallel_epochs`.
       data_service_stall_timeout_s: fail (one line) when the service sends no batch this long,
@@ -69,6 +71,7 @@ class RunConfig:
     overwrite: bool = False
     auto_batch_size: bool = False
     strategy: str = 'auto'
+    backend: str = 'tensorflow'
     data_service: str = ''
     data_service_mode: str = 'distributed_epoch'
     data_service_stall_timeout_s: float = 300.0
@@ -85,6 +88,7 @@ class RunConfig:
         _check_choice('precision', self.precision, PRECISIONS)
         _check_choice('jit_compile', self.jit_compile, JIT_COMPILE)
         _check_choice('strategy', self.strategy, STRATEGIES)
+        _check_choice('backend', self.backend, BACKENDS)
         _check_choice('data_service_mode', self.data_service_mode, DATA_SERVICE_MODES)
         _check_positive('data_service_stall_timeout_s', self.data_service_stall_timeout_s)
         if not 0.0 <= self.label_smoothing < 1.0:

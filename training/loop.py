@@ -7,6 +7,7 @@ import shutil
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -16,11 +17,11 @@ from pipelines import datasets, sources
 from pipelines.augment import Augmenter
 from pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
 from training import backup, callbacks, evaluation, strategy as strategy_lib
-from training.batch_size import find_max_batch_size
+from training.batch_size import find_max_batch_size, is_out_of_memory
 from training.config import TrainConfig
 from training.optimizers import build_optimizer, ema_callbacks
 from training.run_dir import RunDir, write_json_atomic
-from training.trainer import Trainer
+from training.trainer import Trainer, training_stream
 
 
 class TrainingError(Exception):
@@ -54,12 +55,14 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
         train = data_service.distribute_train(
             cfg, builder, input_context=input_context,
             job_name=data_service.job_name_for(cfg, job_suffix))
-        # The service sends images, not indices into a device cache.
-        inputs = dataclasses.replace(inputs, train=train, device_cache=None)
+        # The service sends images, not indices into a device cache, and it cannot start mid-way.
+        inputs = dataclasses.replace(inputs, train_from=lambda start_step: train, device_cache=None,
+                                     resumes_in_place=False)
     return inputs
 
 
 def compile_trainer(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
+    """Compiles `trainer` for `cfg` and builds its optimizer, loss and metric state before any `fit`."""
     trainer.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.run.label_smoothing),
@@ -68,6 +71,7 @@ def compile_trainer(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: 
         jit_compile=jit_compile,
         steps_per_execution=cfg.run.steps_per_execution,
     )
+    trainer.build_compiled_state()
 
 
 def _resolve_batch_size(cfg: TrainConfig, replicas: int) -> TrainConfig:
@@ -99,7 +103,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     keras.mixed_precision.set_global_policy(precision)
     jit_compile = resolve_jit_compile(cfg.run.jit_compile)
 
-    train_cfg = _resolve_batch_size(cfg, strategy.num_replicas_in_sync)
+    train_cfg = _resolve_batch_size(cfg, strategy_lib.num_replicas(strategy))
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     try:
         # Each worker reads and caches only its shard of the training split.
@@ -112,18 +116,13 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
             local = load_inputs(dataclasses.replace(
                 train_cfg, run=dataclasses.replace(train_cfg.run, data_service='')))
             inputs = dataclasses.replace(
-                inputs, train=strategy_lib.distribute_per_worker(strategy, inputs.train),
-                validation=local.validation, test=local.test, num_validation=local.num_validation,
-                num_test=local.num_test)
+                inputs, validation=local.validation, test=local.test,
+                num_validation=local.num_validation, num_test=local.num_test)
     except ValueError as e:
         # The pipeline names the flag whose value does not fit the data (e.g. batch > split).
         logging.debug('input pipeline refused the config', exc_info=True)
         raise TrainingError(str(e)) from None
     batch_size = train_cfg.pipeline.batch_size
-    if inputs.device_cache is not None and strategy.num_replicas_in_sync > 1:
-        # One copy of the cached split per local replica device: each gathers its own batches.
-        inputs = dataclasses.replace(
-            inputs, device_cache=inputs.device_cache.replicated(strategy.extended.worker_devices))
     if inputs.num_train < batch_size:
         raise TrainingError(
             f'--batch_size={batch_size} is larger than the training split ({inputs.num_train} '
@@ -131,9 +130,11 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     steps_per_epoch = cfg.run.steps_per_epoch or inputs.steps_per_epoch
     print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
           f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
-    print(f'batch: {batch_size} global, {batch_size // strategy.num_replicas_in_sync} per replica '
-          f'on {strategy.num_replicas_in_sync} replica(s); {steps_per_epoch} steps/epoch; '
-          f'precision {precision}; jit_compile {jit_compile}', flush=True)
+    replicas = strategy_lib.num_replicas(strategy)
+    print(f'batch: {batch_size} global, {batch_size // replicas} per replica '
+          f'on {replicas} replica(s); {steps_per_epoch} steps/epoch; '
+          f'precision {precision}; jit_compile {jit_compile}; backend {keras.backend.backend()}',
+          flush=True)
 
     if not chief:
         return _train_non_chief(train_cfg, inputs, run_dir, strategy, steps_per_epoch, jit_compile)
@@ -151,8 +152,10 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         if stalled:
             raise TrainingError(stalled[0].strip()) from None
         raise
-    except tf.errors.ResourceExhaustedError as e:
+    except Exception as e:  # pylint: disable=broad-except
         run_dir.abandon()
+        if not is_out_of_memory(e):
+            raise
         raise TrainingError(
             f'out of memory at --batch_size={batch_size} ({str(e).splitlines()[0][:120]}); '
             'try --batch_size=auto or a smaller --batch_size') from None
@@ -199,7 +202,6 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
             optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps_per_epoch,
                                         epochs=epochs, global_batch_size=batch_size)
             compile_trainer(trainer, cfg, optimizer, jit_compile)
-            trainer.optimizer.build(trainer.trainable_variables)
             trainer.optimizer.iterations.assign(global_step)
 
     # The phase of the backup decides which optimizer its saved state fits.
@@ -212,6 +214,19 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
     if restored:
         print(f'resuming from the backup in {run_dir.backup}: '
               f'{backup.Position(global_step, steps_per_epoch)}', flush=True)
+        if not inputs.resumes_in_place:
+            logging.warning('The tf.data service cannot start its stream mid-way: the resumed run '
+                            'trains on a fresh stream, not on the batches the interrupted run had left.')
+
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def stream_at(step: int):
+        # The stream starts at the batch this fit's first step trains on: a resumed (or a phase's
+        # second) `fit` continues the sequence an uninterrupted run would have trained on.
+        train = training_stream(inputs.train_from(start_step=step))
+        if multi_worker:
+            return strategy_lib.distribute_per_worker(strategy, train)
+        return train
 
     backup_cb = backup.BackupCallback(run_dir.backup, every_steps=cfg.run.checkpoint_every_steps,
                                       initial_global_step=global_step)
@@ -235,7 +250,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
                 frozen = want_frozen
             # An interrupted epoch is finished alone, with only the steps it still owes.
             end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)
-            trainer.fit(inputs.train, initial_epoch=epoch, epochs=end,
+            trainer.fit(stream_at(backup_cb.global_step), initial_epoch=epoch, epochs=end,
                         steps_per_epoch=steps_per_epoch - step,
                         validation_data=inputs.validation, callbacks=cbs, verbose=verbose,
                         shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
@@ -244,9 +259,9 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
         backup_cb.uninstall_sigterm_handler()
 
     if nan_cb.tripped_at is not None:
-        raise TrainingError(
-            f'the loss became NaN/Inf in epoch {epoch + 1}; training stopped. The last good state '
-            f'is in {run_dir.backup} and {run_dir.checkpoints}; lower --learning_rate or check the data')
+        raise TrainingError(backup.non_finite_loss_message(
+            run_dir.backup, run_dir.checkpoints, epoch=epoch + 1,
+            learning_rate=cfg.optimizer.learning_rate))
     if backup_cb.preempted:
         return RunOutcome('preempted', None, run_dir.path)
 
@@ -272,10 +287,14 @@ class _LocalPredictor:
     distributed predict would instead concatenate all workers' copies of each batch."""
 
     def __init__(self, trainer: Trainer):
-        self._predict = tf.function(lambda images: trainer.predict_step(images), reduce_retracing=True)
+        if keras.backend.backend() == 'tensorflow':
+            self._predict = tf.function(lambda images: trainer(images, training=False),
+                                        reduce_retracing=True)
+        else:
+            self._predict = trainer.predict_on_batch  # Keras' own compiled predict step
 
     def predict_on_batch(self, images):
-        return self._predict(images).numpy()
+        return np.asarray(self._predict(images))
 
 
 def evaluation_results(run_dir: RunDir) -> dict:

@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 
+import keras
 import tensorflow as tf
 from absl import logging
 
@@ -57,9 +58,20 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
     Build it before any other TensorFlow work of the run: MultiWorkerMirroredStrategy and the TPU
     system must be set up before TensorFlow creates its devices.
 
+    On the JAX backend the model side is Keras' own: `auto` (or `data_parallel`) sets
+    `keras.distribution.DataParallel` over the local devices when there are several, each device taking
+    its share of the batch; TensorFlow's default strategy is returned for the input side (its scope does
+    nothing).
+
     Raises:
-      StrategyError: `tpu` without a TPU, `multi_worker` without a usable TF_CONFIG, unknown name.
+      StrategyError: `tpu` without a TPU, `multi_worker` without a usable TF_CONFIG, unknown name, a
+        tf.distribute strategy on the JAX backend.
     """
+    if keras.backend.backend() == 'jax':
+        return _jax_data_parallel(name)
+    if name == 'data_parallel':
+        raise StrategyError('--strategy=data_parallel is the JAX backend\'s; with TensorFlow use '
+                            '--strategy=auto or mirrored')
     resolved = resolve_name(name)
     if resolved == 'tpu':
         strategy = _tpu_strategy()
@@ -76,6 +88,35 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
     logging.info('--strategy=%s: %s with %d replica(s)', name, type(strategy).__name__,
                  strategy.num_replicas_in_sync)
     return strategy
+
+
+def _jax_data_parallel(name: str) -> tf.distribute.Strategy:
+    if name not in ('auto', 'one_device', 'data_parallel'):
+        raise StrategyError(f'--strategy={name} is a TensorFlow strategy; with KERAS_BACKEND=jax use '
+                            'auto, one_device or data_parallel (keras.distribution.DataParallel)')
+    devices = keras.distribution.list_devices()
+    if name != 'one_device' and len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    logging.info('--strategy=%s on JAX: %d device(s)', name, num_replicas(tf.distribute.get_strategy()))
+    return tf.distribute.get_strategy()
+
+
+def num_replicas(strategy: tf.distribute.Strategy) -> int:
+    """Devices one global batch is split over (the JAX distribution's, or the strategy's replicas)."""
+    if keras.backend.backend() == 'jax':
+        distribution = keras.distribution.distribution()
+        return int(distribution.device_mesh.devices.size) if distribution is not None else 1
+    return strategy.num_replicas_in_sync
+
+
+def device_names(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices the model trains on, for the start-up line."""
+    if keras.backend.backend() == 'jax':
+        distribution = keras.distribution.distribution()
+        if distribution is not None:
+            return [str(d) for d in distribution.device_mesh.devices.flatten()]
+        return [keras.distribution.list_devices()[0]]
+    return list(strategy.extended.worker_devices)
 
 
 def _local_devices() -> list[str]:

@@ -1,24 +1,40 @@
-"""The compiled train step: device-cache gather -> on-device augmentation -> classifier -> loss."""
+"""The model that trains: device-cache gather -> on-device augmentation -> classifier, on any Keras backend.
+
+Everything here runs inside Keras' own compiled train step (TensorFlow or JAX) through public hooks:
+`call` gathers and augments, `compute_loss` / `compute_metrics` read the mixed targets that `call`
+returns next to the probabilities. No per-backend `train_step`.
+"""
 
 import keras
-import tensorflow as tf
+from keras import ops
+
+from pipelines.device_cache import DeviceCache
+
+
+def _multi_worker_tf(model) -> bool:
+    if keras.backend.backend() != 'tensorflow':
+        return False
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 class Trainer(keras.Model):
-    """Wraps a classifier so augmentation runs inside the compiled (XLA-able) train step.
+    """Wraps a classifier so the training-only parts run inside the compiled step.
 
-    The classifier stays a plain functional model (what gets exported); this wrapper owns the parts
-    that exist only while training: the augmenter (with its seeded RNG state, checkpointed) and the
-    optional device-resident dataset that batches are gathered from by index.
+    Training batches arrive as `x = (pixels or indices, labels), y = labels` (see `training_stream`);
+    `call(x, training=True)` gathers the pixels from the device cache when given indices, augments
+    pixels and one-hot labels together (mixup/cutmix mix both), and returns `(probabilities, targets)`;
+    `compute_loss` and `compute_metrics` score the probabilities against those targets. Evaluation and
+    prediction batches are plain pixels: `call` then applies the deterministic eval view and returns
+    probabilities, scored against one-hot labels. The classifier stays a plain functional model (what
+    gets exported).
 
     Args:
       classifier: functional model, pixels 0..255 in, float32 probabilities out.
-      augmenter: a layer called as `augmenter(images, one_hot, training=...)`; it also does the
-        deterministic eval transform (e.g. center crop) when `training=False`.
+      augmenter: a layer called as `augmenter(images, one_hot, training=...)`.
       num_classes: width of the one-hot labels.
-      device_cache: optional object whose `gather(indices)` returns `(images, labels)` already on
-        the accelerator; training batches are then index batches. Kept out of Keras tracking so the
-        cached dataset is never written into checkpoints.
+      device_cache: optional `DeviceCache` (or uint8 array to make one); training batches are then
+        index batches.
     """
 
     def __init__(self, classifier, augmenter, num_classes, device_cache=None, **kwargs):
@@ -26,7 +42,9 @@ class Trainer(keras.Model):
         self.classifier = classifier
         self.augmenter = augmenter
         self.num_classes = num_classes
-        object.__setattr__(self, '_device_cache', device_cache)
+        if device_cache is not None and not isinstance(device_cache, DeviceCache):
+            device_cache = DeviceCache(device_cache, name='device_cache')
+        self.device_cache = device_cache
 
     def build(self, input_shape=None):
         # The classifier is built when constructed and the augmenter owns no shape-dependent weights.
@@ -34,49 +52,62 @@ class Trainer(keras.Model):
             self.augmenter.build(None)
         self.built = True
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' version takes a batch off the iterator (it is lost) and MEAN-reduces it across
-        # workers, which fails for uint8 images; the build below needs only fixed shapes.
-        del iterator, data_batch
-        with self.distribute_strategy.scope():
-            self._symbolic_build()
-
-    def _symbolic_build(self, iterator=None, data_batch=None):
-        # Keras builds loss and metrics from a raw batch (int labels, or indices for the device
-        # cache); the step only sees (images, one-hot) after the gather and the augmenter.
-        size = self.classifier.input_shape[1]
-        del iterator, data_batch
-        super()._symbolic_build(data_batch=(tf.zeros([1, size, size, 3], tf.uint8),
-                                            tf.zeros([1, self.num_classes], tf.float32)))
-
-    def call(self, images, training=False):
+    def call(self, inputs, training=False):
+        if isinstance(inputs, (tuple, list)):
+            pixels, labels = inputs
+            if self.device_cache is not None and len(pixels.shape) == 1:
+                pixels = self.device_cache(pixels)
+            images, targets = self.augmenter(pixels, self._one_hot(labels), training=training)
+            return self.classifier(images, training=training), targets
+        images, _ = self.augmenter(inputs, ops.zeros((ops.shape(inputs)[0], self.num_classes)),
+                                   training=False)
         return self.classifier(images, training=training)
 
     def _one_hot(self, labels):
-        return tf.one_hot(tf.cast(labels, tf.int32), self.num_classes, dtype=tf.float32)
+        return ops.one_hot(ops.cast(labels, 'int32'), self.num_classes, dtype='float32')
 
-    def train_step(self, data):
-        inputs, labels = data
-        if self._device_cache is not None:
-            # Index batches in, pixels gathered where they live: no host-to-device copy per step.
-            inputs, labels = self._device_cache.gather(inputs)
-        images, targets = self.augmenter(inputs, self._one_hot(labels), training=True)
-        return self._cross_worker_logs(super().train_step((images, targets)))
+    def _scored(self, y, y_pred):
+        if isinstance(y_pred, (tuple, list)):
+            return y_pred  # (probabilities, augmented targets) from a training batch
+        return y_pred, self._one_hot(y)
 
-    def test_step(self, data):
-        images, labels = data
-        images, targets = self.augmenter(images, self._one_hot(labels), training=False)
-        return self._cross_worker_logs(super().test_step((images, targets)))
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        probabilities, targets = self._scored(y, y_pred)
+        return super().compute_loss(x=x, y=targets, y_pred=probabilities,
+                                    sample_weight=sample_weight, training=training)
 
-    def _cross_worker_logs(self, logs):
-        # Keras MEAN-reduces logs across workers along axis 0, which fails on scalars
-        # (tensorflow/tensorflow#72388); shape [1] reduces to the scalar Keras expects.
-        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        probabilities, targets = self._scored(y, y_pred)
+        logs = super().compute_metrics(x, targets, probabilities, sample_weight)
+        if _multi_worker_tf(self):
+            # Keras MEAN-reduces logs across workers along axis 0, which fails on scalars
+            # (tensorflow/tensorflow#72388); shape [1] reduces to the scalar Keras expects.
+            logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
 
-    def predict_step(self, data):
-        images = data[0] if isinstance(data, (tuple, list)) else data
-        images, _ = self.augmenter(images, tf.zeros([tf.shape(images)[0], self.num_classes]),
-                                   training=False)
-        return self(images, training=False)
+    def build_compiled_state(self) -> None:
+        """Builds the optimizer, loss and metric state on a dummy batch, then resets the metrics.
+
+        Keras would otherwise build them lazily from the first batch of `fit`, which on the JAX
+        backend (and TensorFlow under a strategy) takes that batch off the stream: the run would
+        then train on a stream shifted by one batch per `fit` call, and resume would not be exact.
+        """
+        probabilities = ops.full((1, self.num_classes), 1.0 / self.num_classes)
+        targets = self._one_hot(ops.zeros((1,), 'int32'))
+        self.compute_loss(y=targets, y_pred=(probabilities, targets))
+        self.compute_metrics(None, targets, (probabilities, targets))
+        self.reset_metrics()
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # The one private hook left, TensorFlow backend under a tf.distribute strategy only: Keras'
+        # version takes a batch off the iterator (shifting the stream, so a resumed run would not see
+        # the batches an uninterrupted one sees) and MEAN-reduces it across replicas, which fails for
+        # uint8 images. `build_compiled_state` has already built everything it would build.
+        del iterator, data_batch
+
+
+def training_stream(dataset):
+    """Maps a stream of `(pixels or indices, labels)` batches to the Trainer's training format."""
+    return dataset.map(lambda inputs, labels: ((inputs, labels), labels))

@@ -1,11 +1,14 @@
 """Where decoded uint8 images live between epochs: host memory, a file cache, the accelerator, or nowhere."""
 
 import dataclasses
+import fcntl
 import glob
+import json
 import mmap
 import os
 import shutil
 import uuid
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -13,12 +16,17 @@ from absl import logging
 
 CACHE_CHOICES = ('auto', 'memory', 'disk', 'device', 'none')
 
-# Part of every file-cache name: bump it whenever decode.py changes what it produces, so that an old file
-# cache (which records nothing about the code that wrote it) is never read by newer code.
-FILE_CACHE_VERSION = 1
+# In every file cache's header: bump it when the file layout changes, or when decode.py changes what it
+# produces for the same settings; a file of another version is reported and rebuilt, never read.
+FILE_CACHE_VERSION = 2
 
-_COMPLETE_MARKER = 'COMPLETE'
+_FILE_SUFFIX = '.u8cache'
 _PARTIAL_TAG = '.partial-'
+_MAGIC = b'fastclassify uint8 cache\n'
+# One page: the pixels that follow start page-aligned, which DLPack's 64-byte alignment needs.
+_HEADER_BYTES = 4096
+# Read buffer of the checksum pass: its memory, whatever the size of the file.
+_CHECKSUM_CHUNK = 16 << 20
 # A fraction of physical RAM: the rest is for the model, tf.data's own buffers and the other splits.
 _DEFAULT_RAM_FRACTION = 0.5
 
@@ -94,7 +102,8 @@ def decide_cache(requested: str,
         return CacheDecision('memory', f'cache=memory: {what} fits the {human_bytes(budget)} RAM budget')
     if cache_dir:
         return CacheDecision(
-                'disk', f'cache=disk: {what} exceeds the {human_bytes(budget)} RAM budget; file cache in {cache_dir}')
+                'disk', f'cache=disk: {what} exceeds the {human_bytes(budget)} RAM budget; memory-mapped file '
+                        f'cache in {cache_dir} (the OS page cache holds what RAM allows)')
     return CacheDecision(
             'none', f'cache=none: {what} exceeds the {human_bytes(budget)} RAM budget and no cache directory was given')
 
@@ -126,6 +135,10 @@ class HostCache:
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.images.shape))
+
+    def pixels(self) -> np.ndarray:
+        """The images as a NumPy array (the shared buffer when there is one), e.g. for a device cache."""
+        return self.array if self.array is not None else self.images.numpy()
 
 
 def host_cache_from_arrays(images: np.ndarray, labels: np.ndarray) -> HostCache:
@@ -200,79 +213,9 @@ def materialize(decoded: tf.data.Dataset, image_size: int, *, chunk: int = 256) 
     return host_cache_from_arrays(images, np.concatenate(label_chunks).astype(np.int32))
 
 
-class DeviceCache:
-    """A whole cached split held on the accelerator(s); batches are gathered there by index.
-
-    The tensors are plain (constant) tensors placed with `tf.device`, not `tf.Variable`s: a Keras model that
-    holds a DeviceCache does not track or checkpoint them (gigabytes). Pass `gather` indices from the
-    `Inputs.train` dataset inside the train step. Under a multi-replica strategy, `replicated(devices)`
-    gives every replica's device its own copy, so each replica gathers locally.
-    """
-
-    def __init__(self, host: HostCache, device: str | None = None):
-        """Copies `host` onto `device` (None: the default device, i.e. the first GPU/TPU or else the CPU).
-
-        On the CPU the "copy" shares the host buffer, so the CPU fallback costs no memory.
-        """
-        self.device = device or _default_device()
-        with tf.device(self.device):
-            self.images = tf.identity(host.images)
-            self.labels = tf.identity(host.labels)
-        self.devices = (self.device,)
-        self._copies = ((self.images, self.labels),)
-
-    @property
-    def num_examples(self) -> int:
-        return int(self.images.shape[0])
-
-    def replicated(self, devices) -> 'DeviceCache':
-        """This cache with one copy on each of `devices` (a strategy's local replica devices, in order)."""
-        copy = object.__new__(DeviceCache)
-        copy.devices = tuple(devices)
-        copy.device = copy.devices[0]
-        copies = []
-        for device in copy.devices:
-            with tf.device(device):
-                copies.append((tf.identity(self.images), tf.identity(self.labels)))
-        copy._copies = tuple(copies)
-        copy.images, copy.labels = copies[0]
-        return copy
-
-    def gather(self, indices: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Returns (images uint8 [B, S, S, 3], labels int32 [B]) for `indices` int32 [B], on the device.
-
-        With several copies, the calling replica reads its own device's copy (no cross-device traffic).
-        """
-        def read(i):
-            def fn():
-                with tf.device(self.devices[i]):
-                    images, labels = self._copies[i]
-                    return tf.gather(images, indices), tf.gather(labels, indices)
-            return fn
-
-        if len(self._copies) == 1:
-            return read(0)()
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        # Global replica id -> this worker's local copy (workers hold equal, ordered replica groups).
-        local = tf.math.floormod(tf.cast(replica, tf.int32), len(self._copies))
-        return tf.switch_case(local, [read(i) for i in range(len(self._copies))])
-
-
-def _default_device() -> str:
-    for kind in ('TPU', 'GPU'):
-        if tf.config.list_logical_devices(kind):
-            return f'/{kind}:0'
-    return '/CPU:0'
-
-
 def file_cache_path(cache_dir: str, key: str) -> str:
     """Path of the file cache for `key` (key already names dataset, split and size)."""
-    return os.path.join(cache_dir, f'{key}.v{FILE_CACHE_VERSION}')
-
-
-def is_complete(path: str) -> bool:
-    """True only for a file cache whose writer finished a full pass (the marker is written last)."""
-    return os.path.exists(os.path.join(path, _COMPLETE_MARKER))
+    return os.path.join(cache_dir, f'{key}{_FILE_SUFFIX}')
 
 
 def _pid_alive(pid: int) -> bool:
@@ -288,9 +231,9 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale(cache_dir: str) -> list[str]:
     """Removes leftovers of interrupted writers in `cache_dir`, logging each; returns what was removed.
 
-    Two kinds: our own `*.partial-PID-*` directories whose process is gone, and `Dataset.cache(filename)`
-    `.lockfile`s (with their half-written shards) that an interrupted first epoch leaves and that make
-    every later run fail or, worse, read a truncated cache.
+    Our own `*.partial-PID-*` files (or the TFRecord cache's directories) whose process is gone, and
+    `Dataset.cache(filename)` `.lockfile`s with their half-written shards, which make a later run fail or
+    read a truncated cache.
     """
     removed = []
     for partial in glob.glob(os.path.join(cache_dir, f'*{_PARTIAL_TAG}*')):
@@ -300,7 +243,7 @@ def remove_stale(cache_dir: str) -> list[str]:
             continue
         if pid != os.getpid() and not _pid_alive(pid):
             logging.warning('Removing an interrupted file cache (writer %d is gone): %s', pid, partial)
-            shutil.rmtree(partial, ignore_errors=True)
+            _remove(partial)
             removed.append(partial)
     for lockfile in glob.glob(os.path.join(cache_dir, '*.lockfile')):
         prefix = lockfile[:-len('.lockfile')]
@@ -311,97 +254,260 @@ def remove_stale(cache_dir: str) -> list[str]:
     return removed
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class FileCache:
-    """A complete file cache: raw records (int32 label bytes, then S*S*3 uint8 pixels) and their parser.
+def _remove(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
 
-    Shuffle and batch the small fixed-size `records` first, then `parse_batch` turns a whole batch into
-    tensors with one `decode_raw`: no per-example function call, the cost that dominates reading.
-    """
 
-    records: tf.data.Dataset  # tf.string, in the order they were written
+@dataclasses.dataclass(frozen=True)
+class _Header:
+    """What the first page of a file cache says about the rest of it."""
+
+    version: int
     count: int
     image_shape: tuple[int, int, int]
+    labels_offset: int
+    file_bytes: int
+    settings: dict
+    crc32: int
 
-    def parse_batch(self, records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """[B] records -> (uint8 [B, S, S, 3], int32 [B])."""
-        raw = tf.io.decode_raw(records, tf.uint8)  # [B, 4 + S*S*3]: every record has the same length
-        labels = tf.bitcast(raw[:, :4], tf.int32)
-        images = tf.reshape(raw[:, 4:], (-1,) + self.image_shape)
-        images.set_shape(records.shape.concatenate(self.image_shape))  # keeps a static batch dimension
-        return images, labels
+    @property
+    def image_bytes(self) -> int:
+        return self.count * int(np.prod(self.image_shape))
 
-    def examples(self, batch_size: int = 256) -> tf.data.Dataset:
-        """The cached (image, label) pairs one by one, in the written order."""
-        return self.records.batch(batch_size).map(self.parse_batch, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    def encode(self) -> bytes:
+        fields = dict(dataclasses.asdict(self), image_shape=list(self.image_shape))
+        text = _MAGIC + json.dumps(fields, sort_keys=True).encode() + b'\n'
+        if len(text) > _HEADER_BYTES:
+            raise ValueError(f'file cache header of {len(text)} bytes does not fit its {_HEADER_BYTES}-byte page')
+        return text.ljust(_HEADER_BYTES, b'\0')
+
+    @classmethod
+    def decode(cls, page: bytes) -> '_Header':
+        """Raises ValueError with the reason when `page` is not a header this code can read."""
+        if not page.startswith(_MAGIC):
+            raise ValueError('has no file-cache header (an unfinished or foreign file)')
+        try:
+            fields = json.loads(page[len(_MAGIC):].split(b'\n', 1)[0])
+            fields['image_shape'] = tuple(int(d) for d in fields['image_shape'])
+            header = cls(**fields)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f'has an unreadable header ({type(e).__name__}: {e})') from None
+        return header
 
 
-def file_cache(decoded: tf.data.Dataset, path: str, *, num_shards: int = 8) -> FileCache:
-    """Returns the complete file cache at `path`, writing it first if needed.
+def _layout(count: int, image_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(labels_offset, file_bytes) of a cache of `count` images: header page, pixels, labels 64-byte aligned."""
+    labels_offset = _HEADER_BYTES + count * int(np.prod(image_shape))
+    labels_offset += -labels_offset % 64
+    return labels_offset, labels_offset + 4 * count
 
-    The cache is written in one full pass to a private temporary directory, marked complete, then renamed
-    into place: an interrupted pass (Ctrl-C, preemption, a corrupt image) leaves only a `.partial-`
-    directory that no reader trusts and the next run removes.
 
-    Records are raw bytes in TFRecord shards. Not `Dataset.save`: with an error in its input it hangs
-    instead of raising (TF 2.21), and not `Dataset.cache(filename)`: it writes lazily during the first
-    epoch and leaves lockfiles when interrupted.
+def _file_problem(path: str, header: _Header, *, image_shape: tuple[int, ...], settings: dict,
+                  expected_count: int, verify: bool) -> str | None:
+    """Why the cache at `path` must not be used, or None. The checksum pass reads the whole file."""
+    if header.version != FILE_CACHE_VERSION:
+        return f'is format version {header.version}, this code reads version {FILE_CACHE_VERSION}'
+    if header.image_shape != tuple(image_shape) or header.settings != settings:
+        return (f'holds {list(header.image_shape)} images decoded with {header.settings}, this run needs '
+                f'{list(image_shape)} with {settings}')
+    if expected_count >= 0 and header.count != expected_count:
+        return f'holds {header.count} examples, the split has {expected_count}'
+    labels_offset, file_bytes = _layout(header.count, header.image_shape)
+    size = os.path.getsize(path)
+    if (header.labels_offset, header.file_bytes) != (labels_offset, file_bytes) or size != file_bytes:
+        # Never mapped: reading a page past the end of a mapped file kills the process with SIGBUS.
+        return f'is {size:,} bytes, its header says {header.file_bytes:,} (truncated or overwritten)'
+    if verify:
+        actual = _checksum(path, header)
+        if actual != header.crc32:
+            return f'fails its checksum (crc32 {actual:08x}, header says {header.crc32:08x}): a changed byte'
+    return None
+
+
+def _checksum(path: str, header: _Header) -> int:
+    """CRC-32 of the pixels then the labels, read in chunks into one reused buffer (bounded memory)."""
+    buffer = bytearray(_CHECKSUM_CHUNK)
+    crc = 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        for start, length in ((_HEADER_BYTES, header.image_bytes), (header.labels_offset, 4 * header.count)):
+            end = start + length
+            while start < end:
+                n = os.preadv(fd, [memoryview(buffer)[:min(_CHECKSUM_CHUNK, end - start)]], start)
+                if n <= 0:
+                    raise OSError(f'{path}: unexpected end of file at byte {start}')
+                crc = zlib.crc32(memoryview(buffer)[:n], crc)
+                start += n
+    finally:
+        os.close(fd)
+    return crc
+
+
+class _WritableView:
+    """Presents a read-only mapping to NumPy as writable, so that DLPack can export it to TensorFlow.
+
+    NumPy refuses to export a read-only array over the DLPack version TensorFlow reads. The pages stay
+    mapped read-only, so a stray write faults instead of changing the cache; TensorFlow never writes into
+    an input of `tf.gather`. Holds the mapping open for as long as any array or tensor uses it.
+    """
+
+    def __init__(self, mapping: mmap.mmap, offset: int, shape: tuple[int, ...]):
+        self.mapping = mapping
+        address = np.frombuffer(mapping, np.uint8, count=1, offset=offset).ctypes.data
+        self.__array_interface__ = {'data': (address, False), 'shape': shape, 'typestr': '|u1', 'version': 3}
+
+
+def _map(path: str, header: _Header) -> HostCache:
+    """Maps the pixels of a checked cache file as a HostCache: no copy, pages come from the page cache."""
+    with open(path, 'rb') as f:
+        # Shared and read-only: no commit charge however large the file, and clean pages the kernel can drop.
+        mapping = mmap.mmap(f.fileno(), header.file_bytes, access=mmap.ACCESS_READ)
+    shape = (header.count,) + header.image_shape
+    images = np.asarray(_WritableView(mapping, _HEADER_BYTES, shape))  # page-aligned: DLPack shares it
+    labels = np.frombuffer(mapping, '<i4', count=header.count, offset=header.labels_offset).astype(np.int32)
+    return host_cache_from_arrays(images, labels)
+
+
+class _FileLock:
+    """An exclusive `flock` on `path`: released by the OS when its holder exits, however it exits."""
+
+    def __init__(self, path: str, what: str):
+        self.path, self.what = path, what
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.info('Waiting for another process that is writing %s', self.what)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # releases the lock
+
+
+def file_cache(decoded: tf.data.Dataset, path: str, *, settings: dict | None = None,
+               chunk: int = 256) -> HostCache:
+    """Returns the file cache at `path` memory-mapped as a HostCache, (re)writing it first if needed.
+
+    The file has the memory cache's layout (uint8 [N, S, S, 3], then int32 labels) after a one-page header
+    (format version, count, shape, decode settings, CRC-32), so training gathers from it exactly as from
+    RAM, and the OS page cache, not this process, holds the pages. Before it is mapped the file is checked:
+    version, shape, settings, count, size (a truncated mapped file would crash the process with SIGBUS
+    when read) and the checksum (one sequential read of the file). A file that fails is reported in one
+    line and rebuilt: the cache is derived data. A file this call has just written is not read back.
+
+    The writer decodes once, in parallel, into `path.partial-PID-*`, writes the header last and renames the
+    file into place: an interrupted or killed writer leaves only a partial file no reader trusts, which
+    the next call removes. Two processes asking for the same cache take turns on a lock; the second finds
+    the first one's file and uses it.
 
     Args:
         decoded: finite dataset of (uint8 [S, S, 3], int32 label) in a deterministic order.
         path: from `file_cache_path`.
-        num_shards: files written; reading interleaves them in parallel.
+        settings: JSON-able facts about the decode that wrote the pixels (a cache written with others is
+            rebuilt); default: just the image shape.
+        chunk: examples written per step.
     """
     image_shape = decoded.element_spec[0].shape
     if not image_shape.is_fully_defined():
         raise ValueError(f'file_cache needs static image shapes, got {image_shape}')
+    image_shape = tuple(image_shape.as_list())
+    settings = json.loads(json.dumps(settings if settings is not None else {'image_shape': list(image_shape)}))
+    expected_count = int(decoded.cardinality())
     parent = os.path.dirname(path) or '.'
     os.makedirs(parent, exist_ok=True)
-    remove_stale(parent)
-    if os.path.exists(path) and not is_complete(path):
-        # Not written by `file_cache` (which renames only complete caches): nothing says it is whole.
-        logging.warning('Removing an incomplete file cache without its %s marker: %s', _COMPLETE_MARKER, path)
-        shutil.rmtree(path)
-    if not is_complete(path):
-        _write_file_cache(decoded, path, num_shards)
-    with open(os.path.join(path, _COMPLETE_MARKER)) as f:
-        count = int(f.read())
-    shards = sorted(glob.glob(os.path.join(path, 'shard-*.tfrecord')))
-    # Round-robin over the shards in file order: parallel reads, and the order the records were written in.
-    records = tf.data.Dataset.from_tensor_slices(shards).interleave(
-            tf.data.TFRecordDataset, cycle_length=len(shards), block_length=1,
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return FileCache(records, count, tuple(image_shape.as_list()))
+    with _FileLock(path + '.lock', path):
+        remove_stale(parent)
+        _remove_older_formats(path)
+        header = _read_header(path)
+        if isinstance(header, str):
+            logging.warning('File cache %s %s; rebuilding it', path, header)
+            header = None
+        elif header is not None:
+            problem = _file_problem(path, header, image_shape=image_shape, settings=settings,
+                                    expected_count=expected_count, verify=True)
+            if problem:
+                logging.warning('File cache %s %s; rebuilding it', path, problem)
+                header = None
+        if header is None:
+            header = _write_file_cache(decoded, path, image_shape, settings, chunk)
+        return _map(path, header)
 
 
-def _write_file_cache(decoded: tf.data.Dataset, path: str, num_shards: int) -> None:
+def _read_header(path: str) -> '_Header | str | None':
+    """The header of the file at `path`, None when there is no file, or the reason it cannot be read."""
+    try:
+        with open(path, 'rb') as f:
+            page = f.read(_HEADER_BYTES)
+    except FileNotFoundError:
+        return None
+    try:
+        return _Header.decode(page)
+    except ValueError as e:
+        return str(e)
+
+
+def _remove_older_formats(path: str) -> None:
+    """Deletes caches this code no longer reads (version-1 TFRecord directories `KEY.v1`) for this key."""
+    key = path[:-len(_FILE_SUFFIX)] if path.endswith(_FILE_SUFFIX) else path
+    for old in glob.glob(glob.escape(key) + '.v[0-9]*'):
+        if _PARTIAL_TAG not in old:
+            logging.warning('Removing a file cache of an older format (this code writes %s): %s', _FILE_SUFFIX, old)
+            _remove(old)
+
+
+def is_complete(path: str) -> bool:
+    """True for a cache file whose header is readable and whose size matches it (the checksum is not read)."""
+    header = _read_header(path)
+    return isinstance(header, _Header) and os.path.getsize(path) == header.file_bytes
+
+
+def _write_file_cache(decoded: tf.data.Dataset, path: str, image_shape: tuple[int, ...], settings: dict,
+                      chunk: int) -> _Header:
+    expected = int(decoded.cardinality())
+    parent = os.path.dirname(path) or '.'
+    if expected >= 0:
+        need = _layout(expected, image_shape)[1]
+        stat = os.statvfs(parent)
+        if stat.f_bavail * stat.f_frsize < need:
+            raise ValueError(f'the file cache {path} needs {human_bytes(need)} but its folder has '
+                             f'{human_bytes(stat.f_bavail * stat.f_frsize)} free; free space there, '
+                             'or use --cache=memory or --cache=none')
     tmp = f'{path}{_PARTIAL_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}'
-    os.makedirs(tmp)
     logging.info('Writing file cache %s (one full decode pass)', path)
-    writers = [tf.io.TFRecordWriter(os.path.join(tmp, f'shard-{i:05d}-of-{num_shards:05d}.tfrecord'))
-               for i in range(num_shards)]
-    count = 0
+    crc, count, labels = 0, 0, []
     try:
-        # Batched pulls: one Python round trip per 64 images, not per image.
-        for images, labels in decoded.batch(64).prefetch(2).as_numpy_iterator():
-            for image, label in zip(images, labels.astype(np.int32)):
-                writers[count % num_shards].write(label.tobytes() + image.tobytes())
-                count += 1
+        with open(tmp, 'wb') as f:
+            f.write(bytes(_HEADER_BYTES))  # zeros until the end: a file without its header is never trusted
+            # Sequential writes rather than stores into a mapping: the same single copy into the page
+            # cache, and a full disk raises ENOSPC here instead of SIGBUS.
+            for image_batch, label_batch in decoded.batch(chunk).prefetch(2).as_numpy_iterator():
+                f.write(image_batch.data)
+                crc = zlib.crc32(image_batch.data, crc)
+                labels.append(label_batch.astype('<i4'))
+                count += len(label_batch)
+            if count == 0:
+                raise ValueError(f'cannot cache an empty split in {path}')
+            labels = np.concatenate(labels)
+            labels_offset, file_bytes = _layout(count, image_shape)
+            f.write(bytes(labels_offset - f.tell()))
+            f.write(labels.data)
+            crc = zlib.crc32(labels.data, crc)
+            header = _Header(FILE_CACHE_VERSION, count, tuple(image_shape), labels_offset, file_bytes, settings, crc)
+            f.seek(0)
+            f.write(header.encode())
+        # No fsync: after a power loss the file's size or checksum fails the check at the next open and
+        # it is rebuilt, which is what a synced write would have saved at the cost of waiting for the disk.
+        os.replace(tmp, path)
     except BaseException:
-        # Clean up what we can; a killed process leaves the directory to the next run's `remove_stale`.
-        for writer in writers:
-            writer.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        # A killed process cannot get here; its partial file goes at the next call's `remove_stale`.
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise
-    for writer in writers:
-        writer.close()
-    # Written last: its presence is the only thing that makes a reader trust the directory.
-    with open(os.path.join(tmp, _COMPLETE_MARKER), 'w') as f:
-        f.write(f'{count}\n')
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        # Another process finished the same cache first; theirs is complete, ours is redundant.
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not is_complete(path):
-            raise
+    return header

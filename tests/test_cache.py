@@ -1,6 +1,5 @@
-"""Cache placement: the auto decision, RAM cache without copies, device cache, crash-safe file cache."""
+"""Cache placement: the auto decision, the RAM cache without copies (the file cache: test_disk_cache.py)."""
 
-import os
 
 import keras
 import numpy as np
@@ -79,47 +78,3 @@ def test_device_cache_gathers_and_is_invisible_to_keras_tracking():
     holder = Holder()
     assert not holder.weights  # a checkpoint of the model would not contain the cached images
     assert not isinstance(device_cache.images, tf.Variable)
-
-
-def test_file_cache_round_trip_and_reuse(tmp_path):
-    path = cache.file_cache_path(str(tmp_path), 'toy_train_8px')
-    cached = cache.file_cache(_examples(25), path, num_shards=4)
-    assert cached.count == 25 and cache.is_complete(path)
-    pairs = list(cached.examples(batch_size=4))
-    assert [int(label) for _, label in pairs] == list(range(25))  # the original order, via parallel shards
-    expected = next(iter(_examples(25).skip(17)))[0].numpy()
-    np.testing.assert_array_equal(pairs[17][0].numpy(), expected)  # pixels survive the raw round trip
-    marker_time = os.path.getmtime(os.path.join(path, 'COMPLETE'))
-    # A second run must read the existing cache, not rewrite it (even given other data).
-    again = cache.file_cache(_examples(3), path, num_shards=4)
-    assert again.count == 25 and os.path.getmtime(os.path.join(path, 'COMPLETE')) == marker_time
-    assert len(list(again.examples())) == 25
-
-
-def test_interrupted_write_is_never_trusted(tmp_path):
-    path = cache.file_cache_path(str(tmp_path), 'toy_train_8px')
-
-    def fail_at_ten(image, label):
-        tf.debugging.assert_less(label, 10, message='simulated crash mid-epoch')
-        return image, label
-
-    with pytest.raises(tf.errors.InvalidArgumentError, match='simulated crash'):
-        cache.file_cache(_examples(25).map(fail_at_ten), path)
-    assert not os.path.exists(path)  # only a .partial- directory may be left
-    cached = cache.file_cache(_examples(25), path)
-    assert cached.count == 25 and len(list(cached.examples())) == 25
-
-
-def test_stale_partials_lockfiles_and_unmarked_caches_are_removed(tmp_path):
-    dead = tmp_path / 'toy.v1.partial-999999999-abcd'  # no such pid
-    dead.mkdir()
-    (tmp_path / 'old_cache.lockfile').write_text('')
-    (tmp_path / 'old_cache.index').write_text('')
-    removed = cache.remove_stale(str(tmp_path))
-    assert str(dead) in removed and not dead.exists()
-    assert not (tmp_path / 'old_cache.lockfile').exists() and not (tmp_path / 'old_cache.index').exists()
-
-    path = cache.file_cache_path(str(tmp_path), 'unmarked')
-    os.makedirs(path)
-    (tmp_path / os.path.basename(path) / 'junk').write_text('half written')
-    assert cache.file_cache(_examples(5), path).count == 5 and not os.path.exists(os.path.join(path, 'junk'))

@@ -62,7 +62,6 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
 
 
 def compile_trainer(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
-    """Compiles `trainer` for `cfg` and builds its optimizer, loss and metric state before any `fit`."""
     trainer.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.run.label_smoothing),
@@ -71,7 +70,6 @@ def compile_trainer(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: 
         jit_compile=jit_compile,
         steps_per_execution=cfg.run.steps_per_execution,
     )
-    trainer.build_compiled_state()
 
 
 def _resolve_batch_size(cfg: TrainConfig, replicas: int) -> TrainConfig:

@@ -85,12 +85,17 @@ class Trainer(keras.Model):
             logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
 
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        self.build_compiled_state()
+
     def build_compiled_state(self) -> None:
         """Builds the optimizer, loss and metric state on a dummy batch, then resets the metrics.
 
         Keras would otherwise build them lazily from the first batch of `fit`, which on the JAX
         backend (and TensorFlow under a strategy) takes that batch off the stream: the run would
         then train on a stream shifted by one batch per `fit` call, and resume would not be exact.
+        Called by `compile`.
         """
         probabilities = ops.full((1, self.num_classes), 1.0 / self.num_classes)
         targets = self._one_hot(ops.zeros((1,), 'int32'))
@@ -104,8 +109,10 @@ class Trainer(keras.Model):
         # The one private hook left, TensorFlow backend under a tf.distribute strategy only: Keras'
         # version takes a batch off the iterator (shifting the stream, so a resumed run would not see
         # the batches an uninterrupted one sees) and MEAN-reduces it across replicas, which fails for
-        # uint8 images. `build_compiled_state` has already built everything it would build.
+        # uint8 images. `build_compiled_state` builds what it would build, from a dummy batch.
         del iterator, data_batch
+        with self.distribute_strategy.scope():
+            self.build_compiled_state()
 
 
 def training_stream(dataset):

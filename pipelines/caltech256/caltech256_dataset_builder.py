@@ -1,4 +1,4 @@
-"""TFDS builder for Caltech-256 (Griffin, Holub & Perona, 2007), read straight from the published tar."""
+"""TFDS builder for Caltech-256 (Griffin, Holub & Perona, 2007): the class-folder builder on the published tar."""
 
 import dataclasses
 import os
@@ -8,8 +8,8 @@ from etils import epath
 import tensorflow_datasets as tfds
 
 from pipelines.caltech256 import archive
-from pipelines.caltech256 import scan
-from pipelines.caltech256 import splits
+from pipelines.folder import builder_base
+from pipelines.folder import images
 
 _URL = 'https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar'
 _HOMEPAGE = 'https://data.caltech.edu/records/nyy15-4j048'
@@ -27,7 +27,8 @@ _DESCRIPTION = """\
 Caltech-256: 30,607 images in 256 object categories plus a clutter category (at least 80 images each).
 Splits are stratified per class and assigned from a hash of each file's bytes, so they depend only on the
 archive's content; byte-identical files always share a split. Files that cannot be decoded are skipped
-and listed in the dataset's metadata (`info.metadata['skipped']`).
+and listed in the dataset's metadata (`info.metadata['skipped']`); images over the pixel limit are stored
+downscaled (JPEG) or skipped.
 """
 
 
@@ -46,7 +47,7 @@ class Caltech256Config(tfds.core.BuilderConfig):
     train_per_class: int | None = None
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(builder_base.ClassFolderBuilder):
     """Caltech-256 from `256_ObjectCategories.tar`: downloaded and checksummed, or placed in manual_dir."""
 
     VERSION = tfds.core.Version('1.0.0')
@@ -65,7 +66,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     in the manual directory (`--manual_dir`). Nothing is fetched when it is there.
     """
 
-    def __init__(self, *, allow_modified_archive: bool = False, **kwargs):
+    def __init__(self, *, allow_modified_archive: bool = False,
+                 max_image_pixels: int = images.DEFAULT_MAX_PIXELS, **kwargs):
         """Initializes the builder.
 
         Args:
@@ -73,66 +75,39 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 published one (with a warning) instead of refusing it. `tfds build` cannot pass
                 builder arguments, so the environment variable CALTECH256_ALLOW_MODIFIED_ARCHIVE=1
                 does the same there.
+            max_image_pixels: `--max_image_pixels` (see `pipelines.folder.images`).
             **kwargs: for `tfds.core.GeneratorBasedBuilder` (data_dir, config, version...).
         """
         self._allow_modified_archive = (
             allow_modified_archive or os.environ.get('CALTECH256_ALLOW_MODIFIED_ARCHIVE') == '1')
-        super().__init__(**kwargs)
+        super().__init__(max_image_pixels=max_image_pixels, **kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
                 builder=self,
                 description=_DESCRIPTION,
-                features=tfds.features.FeaturesDict({
-                        # Everything is stored as JPEG (originals kept, the rest converted), always 3 channels.
-                        'image': tfds.features.Image(shape=(None, None, 3), encoding_format='jpeg'),
-                        'label': tfds.features.ClassLabel(),  # names come from the archive's folders
-                        'file_name': tfds.features.Text(),  # below the root, e.g. 001.ak47/001_0001.jpg
-                }),
+                features=self._image_features(),
                 supervised_keys=('image', 'label'),
                 homepage=_HOMEPAGE,
                 citation=_CITATION,
                 metadata=tfds.core.MetadataDict(),
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    def _source(self, dl_manager: tfds.download.DownloadManager):
         archive_path = self._manual_archive(dl_manager)
         if archive_path is None:
             archive_path = dl_manager.download(_URL)  # TFDS checks size and sha256 from checksums.tsv
-        config = self.builder_config
-        result = scan.scan(archive_path, include_class=lambda d: config.include_clutter or d != _CLUTTER)
+        return archive_path, archive.LAYOUT, []  # fixed layout: no listing pass
 
-        label_of = {class_dir: i for i, class_dir in enumerate(result.class_dirs)}
-        self.info.features['label'].names = [archive.class_name(d) for d in result.class_dirs]
-        assignment = splits.assign_splits(
-                (splits.Candidate(f.path, label_of[f.class_dir], f.examined.sha256) for f in result.files),
-                train_percent=config.train_percent, train_per_class=config.train_per_class)
-        converted = {f.path: f.examined.converted for f in result.files if f.examined.converted is not None}
-        self._record(result, assignment)
+    def _split_quota(self) -> dict:
+        return {'train_percent': self.builder_config.train_percent,
+                'train_per_class': self.builder_config.train_per_class}
 
-        members = {'train': {}, 'test': {}}
-        for f in result.files:
-            members[assignment.split_of[f.path]][f.path] = archive.class_name(f.class_dir)
-        for split in [s for s, m in members.items() if not m]:
-            # Only tiny archives get here; TFDS refuses to write an empty split, so it is left out.
-            logging.warning('Caltech-256: split %r has no examples and is not written.', split)
-            del members[split]
-        return {
-                split: self._generate_examples(archive_path, split_members, converted)
-                for split, split_members in members.items()
-        }
+    def _include_class(self, class_dir: str) -> bool:
+        return self.builder_config.include_clutter or class_dir != _CLUTTER
 
-    def _generate_examples(self, archive_path, split_members: dict[str, str], converted: dict[str, bytes]):
-        """Second pass over the tar: yields this split's files, converted bytes where the scan made them."""
-        yielded = set()
-        for item in archive.iter_archive(archive_path):
-            if isinstance(item, archive.ArchiveFile) and item.path in split_members and item.path not in yielded:
-                yielded.add(item.path)
-                yield item.path, {
-                        'image': converted.get(item.path, item.data),
-                        'label': split_members[item.path],
-                        'file_name': item.path,
-                }
+    def _label_name(self, class_dir: str) -> str:
+        return archive.class_name(class_dir)
 
     def _manual_archive(self, dl_manager) -> epath.Path | None:
         """The verified manual archive, or None when there is none (then it is downloaded)."""
@@ -152,22 +127,3 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         self.info.metadata['archive'] = {'path': str(path), 'size': size, 'sha256': sha256,
                                          'matches_published': matches}
         return path
-
-    def _record(self, result: scan.ScanResult, assignment: splits.Assignment) -> None:
-        """Logs what was skipped, converted and duplicated, and keeps it in the dataset's metadata."""
-        skipped = [{'path': p, 'reason': r} for p, r in result.skipped]
-        conversions = [{'path': f.path, 'reason': f.examined.note}
-                       for f in result.files if f.examined.converted is not None]
-        self.info.metadata.update({
-                'num_skipped': len(skipped), 'skipped': skipped,
-                'num_converted': len(conversions), 'converted': conversions,
-                'duplicates': assignment.duplicates,
-        })
-        if skipped:
-            logging.warning('Caltech-256: skipped %d archive members:\n%s', len(skipped),
-                            '\n'.join(f'  {s["path"]}: {s["reason"]}' for s in skipped))
-        if conversions:
-            logging.info('Caltech-256: converted %d images to RGB JPEG:\n%s', len(conversions),
-                         '\n'.join(f'  {c["path"]}: {c["reason"]}' for c in conversions))
-        for group in assignment.duplicates:
-            logging.warning('Caltech-256: byte-identical files, kept in one split: %s', ', '.join(group))

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from pipelines.caltech256.splits import Candidate
-from pipelines.caltech256.splits import assign_splits
+from pipelines.folder.splits import Candidate
+from pipelines.folder.splits import assign_splits
 
 
 def _candidates(per_class: dict[int, int]) -> list[Candidate]:

@@ -8,7 +8,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from pipelines.caltech256 import images
+from pipelines.folder import images
 from pipelines.caltech256.make_dummy_data import image_bytes
 
 

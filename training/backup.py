@@ -13,11 +13,15 @@ import signal
 import keras
 from absl import logging
 
-from training.run_dir import write_json_atomic
+from training.run_dir import UNREADABLE_MARKER, RunDirError, write_json_atomic
 
 _WEIGHTS = 'state.weights.h5'
 _META = 'state.json'
 _KEEP = 2  # the latest and one fallback
+
+
+class BackupError(RunDirError):
+    """No backup in `--model_dir` can be read; the message names them and the flag that starts over."""
 
 
 def _backups(backup_dir: str) -> list[str]:
@@ -53,24 +57,68 @@ def latest_step(backup_dir: str) -> int | None:
 def restore(model: keras.Model, backup_dir: str) -> tuple[int, dict] | None:
     """Loads the newest readable backup into `model` (optimizer and augmentation RNG included).
 
+    The optimizer's learning rate stays the one `model` was compiled with: a resume may change
+    `--learning_rate` (training/run_dir.py), and a constant rate is an optimizer variable that the
+    backup would otherwise put back.
+
     Returns:
       `(global_step, metadata)`, or None when there is no backup. A corrupt latest backup falls
       back to the previous one, and says so.
+
+    Raises:
+      BackupError: there are backups and none is readable (training from step 0 instead would
+        silently throw the run away); `--overwrite` then starts over.
     """
-    for i, path in enumerate(_backups(backup_dir)):
+    optimizer = model.optimizer
+    unreadable = []
+    for path in _backups(backup_dir):
         try:
             with open(os.path.join(path, _META)) as f:
                 metadata = json.load(f)
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(model.trainable_variables)
+            rates = [(v, v.numpy()) for v in (optimizer.variables if optimizer is not None else [])
+                     if v.name == 'learning_rate']
             model.load_weights(os.path.join(path, _WEIGHTS))
-        except (OSError, ValueError, KeyError) as e:
-            logging.warning('Backup %s is unreadable (%s); trying the previous one.', path, e)
+            for variable, value in rates:
+                variable.assign(value)
+            global_step = int(metadata['global_step'])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            logging.warning('Backup %s is unreadable (%s); trying the previous one.', path, _one_line(e))
+            unreadable.append((path, _one_line(e)))
             continue
-        if i:
-            logging.warning('Resumed from an older backup (%s): newer ones were unreadable.', path)
-        return int(metadata['global_step']), metadata
-    return None
+        if unreadable:
+            logging.warning('Resumed from an older backup (%s): newer ones were unreadable (%s).', path,
+                            ', '.join(os.path.basename(p) for p, _ in unreadable))
+        return global_step, metadata
+    if not unreadable:
+        return None
+    write_json_atomic(os.path.join(backup_dir, UNREADABLE_MARKER),
+                      [{'backup': p, 'error': reason} for p, reason in unreadable])
+    shown = '; '.join(f'{os.path.basename(p)}: {reason[:80]}' for p, reason in unreadable)
+    raise BackupError(
+        f'no backup in {backup_dir} is readable ({shown}); nothing to resume from. Rerun with '
+        f'--overwrite to start over from step 0 (it clears {os.path.dirname(backup_dir)}), or move '
+        f'the backups away to inspect them')
+
+
+def non_finite_loss_message(backup_dir: str, checkpoint_dir: str, *, epoch: int,
+                            learning_rate: float) -> str:
+    """The NaN stop's one line: where the last good state is (only folders that exist) and a rerun
+    that resumes from it with a lower rate (a resume accepts a changed --learning_rate)."""
+    lower = f'--learning_rate={learning_rate / 10:g}'
+    step = latest_step(backup_dir)
+    if step is None:
+        return (f'the loss became NaN/Inf in epoch {epoch}; training stopped before any state was '
+                f'saved. Rerun the same command with a lower rate, e.g. {lower} (it starts from step '
+                f'0), or check the data')
+    where = f'the backup at global step {step} in {backup_dir}'
+    last = os.path.join(checkpoint_dir, 'last.weights.h5')
+    if os.path.exists(last):
+        where += f' (weights of the last complete epoch: {last})'
+    return (f'the loss became NaN/Inf in epoch {epoch}; training stopped. The last good state is '
+            f'{where}; rerun the same command with a lower rate, e.g. {lower}, to resume from it (a '
+            f'resume accepts a changed --learning_rate or --epochs), or check the data')
 
 
 class BackupCallback(keras.callbacks.Callback):
@@ -135,9 +183,30 @@ class BackupCallback(keras.callbacks.Callback):
         shutil.rmtree(final, ignore_errors=True)
         # A folder rename is atomic: a backup is either complete or absent.
         os.replace(tmp, final)
-        for old in _backups(self.backup_dir)[_KEEP:]:
-            shutil.rmtree(old, ignore_errors=True)
+        _retain(self.backup_dir, final)
         self._last_saved = self.global_step
+
+
+def _retain(backup_dir: str, newest: str) -> None:
+    """Keeps `newest` (just written, so readable) and the `_KEEP - 1` backups just before it.
+
+    Backups of later steps are from before a fallback (unreadable ones the run resumed past): they
+    would otherwise sort first and push the fresh backup out.
+    """
+    names = sorted(os.path.basename(p) for p in _backups(backup_dir))
+    older = [n for n in names if n < os.path.basename(newest)]
+    keep = {os.path.basename(newest), *older[max(0, len(older) - (_KEEP - 1)):]}
+    for name in names:
+        if name not in keep:
+            shutil.rmtree(os.path.join(backup_dir, name), ignore_errors=True)
+    marker = os.path.join(backup_dir, UNREADABLE_MARKER)
+    if os.path.exists(marker):
+        os.remove(marker)  # a readable backup exists again
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _finite(logs) -> bool:

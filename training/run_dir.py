@@ -1,10 +1,12 @@
-"""The run directory: what a run writes where, atomic writes, and the rules for reruns."""
+"""The run directory: what a run writes where, atomic writes, one writer at a time, the rules for reruns."""
 
 import json
 import os
 import shutil
 import tempfile
 from typing import Any
+
+from pipelines.folder_lock import FolderBusyError, FolderLock
 
 
 # Fields that change where or how a run executes but not what it learns: a rerun may differ in them.
@@ -15,6 +17,14 @@ OPERATIONAL_FIELDS = frozenset({
     'run.strategy', 'run.data_service', 'run.data_service_stall_timeout_s', 'run.jit_compile',
     'run.steps_per_execution',
 })
+# Fields a resume may change, said in the log: the restored state stays valid under them (a lower rate
+# after a NaN stop, more epochs for a run that is still going). Anything else that shapes what is
+# learned (model, data, batch, augmentation, seed) would make the restored state mean something else.
+RESUMABLE_FIELDS = {'optimizer.learning_rate': '--learning_rate', 'run.epochs': '--epochs'}
+# Written into the backup folder by `training.backup.restore` when no backup there can be read; with
+# it, `--overwrite` starts the run over instead of resuming.
+UNREADABLE_MARKER = 'unreadable.json'
+_LOCK_NAME = '.writer.lock'
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -30,6 +40,12 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             if old != new:
                 differences.append(f'{key}: {old!r} -> {new!r}')
     return differences
+
+
+def split_differences(differences: list[str]) -> tuple[list[str], list[str]]:
+    """(refused, accepted-on-resume) parts of `config_differences`' output."""
+    accepted = [d for d in differences if d.split(':', 1)[0] in RESUMABLE_FIELDS]
+    return [d for d in differences if d not in accepted], accepted
 
 
 class RunDirError(Exception):
@@ -72,9 +88,13 @@ class RunDir:
         self.results = os.path.join(self.path, 'results.json')
         self.model = os.path.join(self.path, 'model.keras')
         self.created = False
+        self._lock: FolderLock | None = None
 
     def check_writable(self) -> None:
         """Raises RunDirError unless the folder can be created and written, without leaving a trace."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunDirError(f'--model_dir={self.path} is a file, not a folder; choose a folder '
+                              '(it is created if absent)')
         existed = os.path.isdir(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
@@ -82,42 +102,76 @@ class RunDir:
             os.close(fd)
             os.remove(probe)
         except OSError as e:
-            raise RunDirError(f'--model_dir={self.path} is not writable: {e.strerror or e}') from None
+            blocker = _file_on_the_way(self.path)
+            reason = f'{blocker} is a file, not a folder' if blocker else (e.strerror or str(e))
+            raise RunDirError(f'--model_dir={self.path} is not writable: {reason}') from None
         finally:
             if not existed and os.path.isdir(self.path) and not os.listdir(self.path):
                 os.rmdir(self.path)
 
+    def lock(self) -> None:
+        """Makes this process the folder's one writer until it exits (an OS lock: a killed holder
+        releases it). Raises RunDirError naming the live process that holds it."""
+        os.makedirs(self.path, exist_ok=True)
+        if self._lock is None:
+            self._lock = FolderLock(os.path.join(self.path, _LOCK_NAME))
+        try:
+            self._lock.try_acquire()
+        except FolderBusyError as e:
+            raise RunDirError(
+                f'--model_dir={self.path} is in use by {e.holder} (another train.py writing there); '
+                'wait for it to end or stop it, or choose another --model_dir') from None
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
     def claim(self, cfg) -> str:
         """Makes the folder this run's and says what to do: 'new', 'resume' or 'finished'.
 
-        A folder holding a different run is refused unless `--overwrite`, which clears it.
+        Takes the folder's writer lock first. A folder holding a different run is refused unless
+        `--overwrite`, which clears it; a resume may change only `RESUMABLE_FIELDS` (logged). With
+        `--overwrite`, a run whose backups were all found unreadable starts over.
         """
         self.check_writable()
+        created = not os.path.isdir(self.path) or not self._contents()
+        self.lock()
         state = 'new'
         if os.path.exists(self.config):
             with open(self.config) as f:
                 saved = json.load(f)
-            differences = config_differences(saved, cfg.to_dict())
-            if differences and not cfg.run.overwrite:
-                shown = '; '.join(differences[:4]) + ('; ...' if len(differences) > 4 else '')
+            refused, accepted = split_differences(config_differences(saved, cfg.to_dict()))
+            finished = os.path.exists(self.results)
+            if refused and not cfg.run.overwrite:
                 raise RunDirError(
-                    f'--model_dir={self.path} holds a run with a different config ({shown}); '
-                    'pass --overwrite to replace it, or choose another --model_dir')
-            if differences:
+                    f'--model_dir={self.path} holds a run with a different config ({_shown(refused)}); '
+                    'a resume may change only --learning_rate and --epochs; pass --overwrite to replace '
+                    'it, or choose another --model_dir')
+            if accepted and finished and not cfg.run.overwrite:
+                raise RunDirError(
+                    f'--model_dir={self.path} holds a finished run ({_shown(accepted)}): its resume state '
+                    f'was removed when it finished; to train on from it, use another --model_dir with '
+                    f'--weights={self.model}, or pass --overwrite to start it over')
+            unreadable = os.path.exists(os.path.join(self.backup, UNREADABLE_MARKER))
+            if refused or (cfg.run.overwrite and (unreadable or (accepted and finished))):
+                print(f'--overwrite: clearing {self.path} and starting over', flush=True)
                 self.clear()
-            elif os.path.exists(self.results):
+            elif finished:
                 state = 'finished'
             else:
                 state = 'resume'
-        elif os.path.isdir(self.path) and os.listdir(self.path) and cfg.run.overwrite:
+                if accepted:
+                    print(f'resuming with changed settings (a resume accepts them): {_shown(accepted)}',
+                          flush=True)
+        elif self._contents() and cfg.run.overwrite:
             self.clear()
-        self.created = not os.path.isdir(self.path) or not os.listdir(self.path)
-        os.makedirs(self.path, exist_ok=True)
+        self.created = created
         write_json_atomic(self.config, cfg.to_dict())
         return state
 
     def clear(self) -> None:
-        for name in os.listdir(self.path):
+        """Removes everything in the folder but the writer lock (this run holds it)."""
+        for name in self._contents():
             full = os.path.join(self.path, name)
             if os.path.isdir(full) and not os.path.islink(full):
                 shutil.rmtree(full)
@@ -128,3 +182,25 @@ class RunDir:
         """Removes the folder if this run created it and nothing worth keeping was saved yet."""
         if self.created and not os.path.exists(self.backup) and not os.path.exists(self.checkpoints):
             shutil.rmtree(self.path, ignore_errors=True)
+            self.release()
+
+    def _contents(self) -> list[str]:
+        if not os.path.isdir(self.path):
+            return []
+        return [n for n in os.listdir(self.path) if n != _LOCK_NAME]
+
+
+def _shown(differences: list[str]) -> str:
+    return '; '.join(differences[:4]) + ('; ...' if len(differences) > 4 else '')
+
+
+def _file_on_the_way(path: str) -> str | None:
+    """The first existing component of `path` that is not a folder, if any."""
+    parts = os.path.abspath(path).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        prefix = os.sep.join(parts[:i])
+        if not os.path.exists(prefix):
+            return None
+        if not os.path.isdir(prefix):
+            return prefix
+    return None

@@ -113,9 +113,11 @@ def test_killed_and_resumed_run_trains_on_the_same_examples_and_ends_bit_identic
     second = _trained(tmp_path / 'second.jsonl', total)
     # The rerun starts at the backup's step, not at batch 0 of the epoch ...
     assert min(second) >= saved and saved in second
-    # ... and each batch it trains on is the uninterrupted run's batch at that position.
-    for position, ids in second.items():
-        assert ids == expected[position], position
+    # ... and each batch it trains on is the uninterrupted run's batch at that position (a position
+    # may be handed out twice: the stream of a `fit` that ends mid-way prefetches past its end, and the
+    # next `fit`'s stream starts there again).
+    for position, handed_out in second.items():
+        assert all(ids == expected[position][0] for ids in handed_out), position
 
     for a, b in zip(_weights(straight), _weights(resumed)):
         np.testing.assert_array_equal(a, b)

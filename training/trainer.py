@@ -85,6 +85,23 @@ class Trainer(keras.Model):
             logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
         return logs
 
+    def _seed_states(self):
+        # Every `keras.random.SeedGenerator` of the model (the augmenter's, dropout's) keeps its
+        # state in a variable of this name; Keras' weight files leave them out.
+        return [v for v in self.non_trainable_variables if v.name == 'seed_generator_state']
+
+    def save_own_variables(self, store):
+        # Saved with the weights so a resumed run draws the same augmentations and dropout masks
+        # as an uninterrupted one (bit-identical weights after a kill). The Trainer owns no other
+        # variables: its layers save their own.
+        for i, state in enumerate(self._seed_states()):
+            store[f'seed_state_{i}'] = ops.convert_to_numpy(state.value)
+
+    def load_own_variables(self, store):
+        for i, state in enumerate(self._seed_states()):
+            if f'seed_state_{i}' in store:
+                state.assign(store[f'seed_state_{i}'])
+
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         self.build_compiled_state()

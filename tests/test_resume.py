@@ -92,6 +92,11 @@ def test_sigterm_saves_then_exits_and_the_rerun_finishes(tmp_path):
     steps = _saved_steps(model_dir / 'backup')
     assert steps[-1] >= first
     assert not (model_dir / 'results.json').exists()
+    # The epoch SIGTERM cut short is not an epoch: not in the history, not a `last` checkpoint.
+    done = steps[-1] // STEPS
+    history = json.load(open(model_dir / 'history.json')) if (model_dir / 'history.json').exists() else []
+    assert [row['epoch'] for row in history] == list(range(1, done + 1))
+    assert (model_dir / 'checkpoints' / 'last.weights.h5').exists() == (done > 0)
     _finish(model_dir)
     assert json.load(open(model_dir / 'results.json'))['optimizer_iterations'] == STEPS * EPOCHS
 

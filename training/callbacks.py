@@ -41,8 +41,8 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if not math.isfinite(float(logs.get('loss', 0.0))):
-            return
+        if self.model.stop_training or not math.isfinite(float(logs.get('loss', 0.0))):
+            return  # an epoch cut short (SIGTERM, NaN) is not an epoch: the backup holds its state
         self._save('last')
         value = logs.get(self.monitor, logs.get('accuracy'))
         if value is not None and value > self.best:
@@ -70,6 +70,8 @@ class HistoryCallback(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:
+            return  # cut short (SIGTERM, NaN): the resumed run records the whole epoch
         row = {'epoch': epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         row['seconds'] = time.perf_counter() - self._start
         # A resumed epoch replaces its earlier partial record.

@@ -119,6 +119,9 @@ def config_from_flags():
     model = ModelConfig(name=model_name, num_classes=num_classes, image_size=image_size,
                         weights=_preset_or('weights', preset), head=_preset_or('head', preset),
                         dropout=FLAGS.dropout)
+    if FLAGS.ram_budget_gb is not None and not 0 <= FLAGS.ram_budget_gb < float('inf'):
+        raise ValueError(f'--ram_budget_gb={FLAGS.ram_budget_gb:g} is not valid; it must be a number of '
+                         'GiB >= 0 (0 = no memory cache)')
     data_root = FLAGS.data_dir or os.path.expanduser('~/tensorflow_datasets')
     cache_size = cache_size_for(augment)
     pipeline = PipelineConfig(

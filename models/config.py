@@ -5,6 +5,11 @@ import dataclasses
 from models import heads
 from models import registry
 
+# Largest `--image_size`: one decoded uint8 image is S*S*3 bytes (12 MiB at 2048) in every cache, and a
+# model's activations grow with S*S (a ResNet-50 at 2048 px needs ~8 GB per image in training). Larger
+# sides only end in "Cannot allocate memory" deep inside decode or the first step.
+MAX_IMAGE_SIZE = 2048
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -34,6 +39,10 @@ class ModelConfig:
             raise ValueError(f'num_classes={self.num_classes!r} must be an integer >= 2')
         if not isinstance(self.image_size, int) or self.image_size <= 0:
             raise ValueError(f'--image_size={self.image_size!r} must be a positive integer')
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise ValueError(
+                    f'--image_size={self.image_size} is too large: at most {MAX_IMAGE_SIZE} px (one cached '
+                    f'image is {self.image_size}x{self.image_size}x3 bytes, and activations grow with its square)')
         if self.image_size < family.min_image_size:
             raise ValueError(
                     f'--image_size={self.image_size} is too small for --model={self.name}: '

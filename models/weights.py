@@ -6,6 +6,7 @@ Every failure is one `WeightsError` line naming the file, what is wrong, and wha
 import contextlib
 import os
 import socket
+import zipfile
 
 import keras
 # Keras' own answer for its home folder (KERAS_HOME read at import, or ~/.keras, or /tmp/.keras when the home
@@ -13,6 +14,14 @@ import keras
 from keras.src.backend import config as keras_config
 
 from models import registry
+
+# A `.keras` file is a zip: its members' sizes are checked from the zip directory before anything is
+# inflated, so a small hostile file cannot balloon memory. Keras' JSON members (config, metadata) are
+# kilobytes to a few MB even for the largest models; weights (HDF5) hardly compress, so a member that
+# inflates more than `_MAX_INFLATION` times its stored size, beyond `_JSON_LIMIT_BYTES`, is a zip bomb.
+_JSON_LIMIT_BYTES = 64 * 2**20
+_MAX_INFLATION = 100
+_HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 
 # Seconds a stalled connection may block the weights download before it counts as offline; Keras'
 # `urlretrieve` has no timeout of its own and would otherwise hang forever on a black-holed network.
@@ -140,6 +149,7 @@ def load_weights_file(model: keras.Model, path: str) -> None:
         _refuse_legacy_h5(path)
     if not path.endswith('.keras'):
         raise WeightsError(f'--weights={path}: unknown weights format; valid: imagenet, none, .weights.h5, .keras')
+    check_keras_archive(path)
     try:
         source = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
@@ -159,3 +169,45 @@ def load_weights_file(model: keras.Model, path: str) -> None:
     raise WeightsError(
             f'--weights={path}: its weights fit neither the whole model nor the backbone of --model={model.name} '
             f'({len(source.get_weights())} vs {len(target_weights)} arrays)')
+
+
+def check_keras_archive(path: str) -> None:
+    """Raises WeightsError unless `path` is a zip whose members inflate to sane sizes.
+
+    Reads only the zip's central directory (declared sizes; Python's zip reader never inflates a
+    member past its declared size), so a refusal costs no memory.
+    """
+    if os.path.isdir(path):
+        raise WeightsError(f'--weights={path}: is a folder, not a .keras file')
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise WeightsError(f'--weights={path}: it is {_what_it_is(path, e)}, not a .keras file (a zip archive); '
+                           'pass a file written by model.save("name.keras")') from None
+    for member in members:
+        if member.filename.endswith('.json') and member.file_size > _JSON_LIMIT_BYTES:
+            raise WeightsError(
+                    f'--weights={path}: refused before inflating: its {member.filename} would inflate to '
+                    f'{member.file_size:,} bytes (a .keras JSON member is at most {_JSON_LIMIT_BYTES:,})')
+        if member.file_size > max(_JSON_LIMIT_BYTES, _MAX_INFLATION * member.compress_size):
+            raise WeightsError(
+                    f'--weights={path}: refused before inflating: its {member.filename} would inflate '
+                    f'{member.compress_size:,} stored bytes to {member.file_size:,} (more than '
+                    f'{_MAX_INFLATION}x; a zip bomb, not model weights)')
+
+
+def _what_it_is(path: str, error: BaseException) -> str:
+    """Names what a file that is not a zip is, from its first bytes."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(8)
+    except OSError as e:
+        return f'unreadable ({e.strerror or e})'  # e.g. no read permission
+    if not head:
+        return 'an empty file (0 bytes)'
+    if head == _HDF5_SIGNATURE:
+        return 'an HDF5 file (rename it to .weights.h5 if it holds save_weights output)'
+    if head.startswith(b'PK'):
+        return f'a damaged zip archive ({_one_line(error)})'
+    return f'a file of another kind (its first bytes: {head!r})'

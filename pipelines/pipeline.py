@@ -55,7 +55,7 @@ class PipelineConfig:
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ValueError(f'--validation_split={self.validation_fraction} must be in [0, 1)')
         if self.ram_budget_bytes is not None and self.ram_budget_bytes < 0:
-            raise ValueError(f'ram_budget_bytes={self.ram_budget_bytes} must be >= 0')
+            raise ValueError(f'--ram_budget_gb={self.ram_budget_bytes / 2**30:g} must be >= 0')
         if self.cache == 'disk' and not self.cache_dir:
             raise ValueError('--cache=disk needs a cache directory (under --data_dir); none was given')
 

@@ -1,7 +1,9 @@
 """CLI: prepare a dataset without training (e.g. on a login node before a GPU job).
 
     python -m pipelines.prepare --dataset=caltech256 [--data_dir=DIR] [--manual_dir=DIR] [--config=NAME]
-                                [--allow_modified_archive] [--nodownload]
+                                [--allow_modified_archive] [--nodownload] [--rebuild]
+
+`--rebuild` prepares again over a prepared dataset (after a truncated or corrupt file was reported).
 """
 
 import sys
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     # A private FlagValues: importing this module (tests, train.py) never touches the global FLAGS.
     flag_values = flags.FlagValues()
     define_flags(flag_values)
+    flags.DEFINE_bool('rebuild', False, 'Prepare again even if prepared (replaces a corrupt dataset).',
+                      flag_values=flag_values)
     try:
         flag_values(argv)
     except flags.Error as e:
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.set_verbosity(logging.INFO)
     try:
-        builder = sources.prepare(source_config_from_flags(flag_values))
+        builder = sources.prepare(source_config_from_flags(flag_values), rebuild=flag_values.rebuild)
     except (ValueError, sources.DataMissingError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

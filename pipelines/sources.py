@@ -1,6 +1,7 @@
 """TFDS sources for every dataset: prepare once (download or manual archive), read encoded records."""
 
 import dataclasses
+import os
 
 from absl import logging
 from etils import epath
@@ -11,10 +12,22 @@ import tensorflow_datasets as tfds
 from pipelines import caltech256  # noqa: F401  pylint: disable=unused-import
 from pipelines.caltech256 import archive
 from pipelines.datasets import get_dataset_spec
+from pipelines.folder_lock import FolderLock
 
 
 class DataMissingError(Exception):
     """One-line message: what is missing, where it was looked for, how to provide it."""
+
+
+class DataCorruptError(DataMissingError):
+    """A prepared dataset's file is truncated, corrupt or missing; the message names it and the
+    command that prepares the dataset again."""
+
+
+# Bytes TFRecord adds around each record (length, its CRC, the data's CRC): a split's files hold
+# exactly its `num_bytes` of examples plus this per example, which makes truncation a size check.
+_TFRECORD_FRAMING_BYTES = 16
+_PREPARE_LOCK = '.prepare.lock'  # never 'incomplete': _remove_interrupted_builds would take it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,37 +58,155 @@ class SourceConfig:
                     f'--allow_modified_archive applies to --dataset=caltech256 only, not --dataset={self.dataset}')
         if self.manual_dir is not None and not epath.Path(self.manual_dir).is_dir():
             raise DataMissingError(f'--manual_dir={self.manual_dir} is not a directory')
+        if self.data_dir is not None:
+            blocker = _file_on_the_way(self.data_dir)
+            if blocker is not None:
+                itself = blocker == os.path.abspath(os.path.expanduser(self.data_dir))
+                what = 'is a file' if itself else f'is under {blocker}, a file'
+                raise ValueError(f'--data_dir={self.data_dir} {what}, not a folder; pass the folder that '
+                                 'holds (or will hold) the prepared datasets')
 
 
-def prepare(cfg: SourceConfig) -> tfds.core.DatasetBuilder:
+def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBuilder:
     """Returns a prepared builder, downloading and preparing it first when needed.
 
-    A manual archive in `cfg.manual_dir` is used as is and nothing is fetched.
+    A manual archive in `cfg.manual_dir` is used as is and nothing is fetched. One preparer at a time
+    per dataset folder: a second one waits for the first (and says so), then uses its result.
+
+    Args:
+        cfg: the source config.
+        rebuild: prepare again even if prepared (`pipelines.prepare --rebuild`, after a corrupt file).
 
     Raises:
         ValueError: unknown `--config`, or a modified manual archive without `allow_modified_archive`.
         DataMissingError: the data is not prepared and cannot be obtained (offline, no manual archive).
+        DataCorruptError: a prepared file is truncated or missing.
     """
     spec = get_dataset_spec(cfg.dataset)
     builder_kwargs = {'allow_modified_archive': cfg.allow_modified_archive} if spec.tfds_name == 'caltech256' else {}
     builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
-    if builder.is_prepared():
+    if builder.is_prepared() and not rebuild:
+        check_files(builder, cfg)
         return builder
-    _remove_interrupted_builds(builder)
-    manual_archive = _manual_archive(spec.tfds_name, cfg)
-    if not cfg.download and manual_archive is None:
-        raise DataMissingError(
-                f'{cfg.dataset} is not prepared in {builder.data_dir} and downloading is disabled; '
-                f'{_how_to_provide(spec.tfds_name, builder)}')
-    try:
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=cfg.manual_dir))
-    except (tfds.download.DownloadError, *_requests_errors()) as e:
-        raise DataMissingError(
-                f'could not download {cfg.dataset} ({type(e).__name__}: {_first_line(e)}); '
-                f'{_how_to_provide(spec.tfds_name, builder)}') from e
-    except archive.ModifiedArchiveError as e:
-        raise ValueError(str(e)) from None
+    with _preparation_lock(builder, cfg):
+        # Whoever held the lock may have just prepared it: a fresh builder reads what is on disk now.
+        builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
+        if builder.is_prepared():
+            if not rebuild:
+                return builder
+            logging.warning('--rebuild: removing %s and preparing %s again.', builder.data_dir, cfg.dataset)
+            epath.Path(builder.data_dir).rmtree()
+            builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
+        # Holding the lock, any `incomplete` build here is one whose writer is gone.
+        _remove_interrupted_builds(builder)
+        manual_archive = _manual_archive(spec.tfds_name, cfg)
+        if not cfg.download and manual_archive is None:
+            raise DataMissingError(
+                    f'{cfg.dataset} is not prepared in {builder.data_dir} and downloading is disabled; '
+                    f'{_how_to_provide(spec.tfds_name, builder)}')
+        try:
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=cfg.manual_dir))
+        except (tfds.download.DownloadError, *_requests_errors()) as e:
+            raise DataMissingError(
+                    f'could not download {cfg.dataset} ({type(e).__name__}: {_first_line(e)}); '
+                    f'{_how_to_provide(spec.tfds_name, builder)}') from e
+        except archive.ModifiedArchiveError as e:
+            raise ValueError(str(e)) from None
     return builder
+
+
+class _preparation_lock:  # pylint: disable=invalid-name  # used as a `with` statement
+    """Holds the dataset folder's preparation lock (an OS lock: a killed preparer releases it)."""
+
+    def __init__(self, builder: tfds.core.DatasetBuilder, cfg: SourceConfig):
+        folder = os.path.dirname(os.fspath(builder.data_dir))
+        self._lock = FolderLock(os.path.join(folder, _PREPARE_LOCK))
+        self._folder, self._cfg = folder, cfg
+
+    def __enter__(self):
+        try:
+            os.makedirs(self._folder, exist_ok=True)
+            self._lock.acquire(on_wait=lambda holder: logging.warning(
+                    'Waiting for %s, which is preparing %s in %s; this run uses its result.',
+                    holder, self._cfg.dataset, self._folder))
+        except OSError as e:
+            raise DataMissingError(
+                    f'--data_dir={self._cfg.data_dir or "~/tensorflow_datasets"}: cannot prepare '
+                    f'{self._cfg.dataset} in {self._folder} ({e.strerror or e})') from None
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+
+def check_files(builder: tfds.core.DatasetBuilder, cfg: SourceConfig) -> None:
+    """Raises DataCorruptError naming a split file that is missing or truncated (sizes only: cheap).
+
+    A flipped byte keeps the size; TFRecord's CRC catches it when read (`explain_data_loss`).
+    """
+    for name, split in builder.info.splits.items():
+        paths = [os.path.join(os.fspath(builder.data_dir), f) for f in split.filenames]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise DataCorruptError(f'{missing[0]} is missing ({name} split of {cfg.dataset}); '
+                                   f'{reprepare_command(cfg)}')
+        expected = int(split.num_bytes) + _TFRECORD_FRAMING_BYTES * split.num_examples
+        if split.num_bytes and sum(os.path.getsize(p) for p in paths) != expected:
+            bad = _unreadable_file(paths) or ', '.join(paths)
+            raise DataCorruptError(f'{bad} is truncated or corrupt ({name} split of {cfg.dataset} holds '
+                                   f'{sum(os.path.getsize(p) for p in paths):,} bytes, {expected:,} '
+                                   f'expected); {reprepare_command(cfg)}')
+
+
+def explain_data_loss(cfg: SourceConfig, error: BaseException) -> str | None:
+    """For a `tf.errors.DataLossError` met while reading: one line naming the corrupt file of the
+    prepared dataset and the command that prepares it again; None when no file of it is corrupt
+    (the loss is elsewhere, e.g. in a cache)."""
+    try:
+        spec = get_dataset_spec(cfg.dataset)
+        builder_kwargs = {'allow_modified_archive': cfg.allow_modified_archive} if spec.tfds_name == 'caltech256' else {}
+        builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
+        paths = [os.path.join(os.fspath(builder.data_dir), f)
+                 for split in builder.info.splits.values() for f in split.filenames]
+    except Exception:  # pylint: disable=broad-except  # explaining must never hide the first error
+        return None
+    bad = _unreadable_file(paths)
+    if bad is None:
+        return None
+    return f'{bad} is corrupt ({_first_line(error)[:120]}); {reprepare_command(cfg)}'
+
+
+def reprepare_command(cfg: SourceConfig) -> str:
+    """The command that prepares `cfg`'s dataset again, replacing what is there."""
+    parts = ['python -m pipelines.prepare', f'--dataset={cfg.dataset}']
+    parts += [f'--data_dir={cfg.data_dir}'] if cfg.data_dir else []
+    parts += [f'--manual_dir={cfg.manual_dir}'] if cfg.manual_dir else []
+    parts += [f'--config={cfg.config}'] if cfg.config else []
+    parts += ['--allow_modified_archive'] if cfg.allow_modified_archive else []
+    return f'prepare it again with `{" ".join(parts + ["--rebuild"])}`'
+
+
+def _unreadable_file(paths: list[str]) -> str | None:
+    """The first of `paths` whose TFRecords do not read back (truncated, bad CRC, missing)."""
+    for path in paths:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError):
+            return path
+    return None
+
+
+def _file_on_the_way(path: str) -> str | None:
+    """The first existing component of `path` that is not a folder, if any."""
+    parts = os.path.abspath(os.path.expanduser(path)).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        prefix = os.sep.join(parts[:i])
+        if not os.path.exists(prefix):
+            return None
+        if not os.path.isdir(prefix):
+            return prefix
+    return None
 
 
 def _remove_interrupted_builds(builder: tfds.core.DatasetBuilder) -> None:

@@ -185,3 +185,46 @@ def test_registry_names_the_file_keras_itself_downloads(name, offline):
 def test_from_scratch_family_has_no_imagenet_weights():
     with pytest.raises(weights.WeightsError, match='wide_resnet28_10 has no ImageNet weights'):
         weights.fetch_imagenet_weights('wide_resnet28_10')
+
+
+def _zip_bomb(path, member: str, inflated_bytes: int) -> None:
+    """A small .keras-named zip whose `member` inflates to `inflated_bytes` of zeros."""
+    import zipfile
+    chunk = bytes(2**20)
+    with zipfile.ZipFile(path, 'w', compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr('metadata.json', '{"keras_version": "3.15.1"}')
+        with archive.open(member, 'w', force_zip64=True) as f:
+            for _ in range(inflated_bytes // len(chunk)):
+                f.write(chunk)
+
+
+@pytest.mark.parametrize('member', ['config.json', 'model.weights.h5'])
+def test_a_keras_zip_bomb_is_refused_before_anything_is_inflated(tmp_path, member):
+    import resource
+    path = tmp_path / 'bomb.keras'
+    _zip_bomb(path, member, 2**30)
+    assert os.path.getsize(path) < 8 * 2**20  # a few MB on disk, 1 GiB inflated
+    target = builder.build_model(ModelConfig('cifar_resnet9', 4, SIZE))
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    start = time.perf_counter()
+    with pytest.raises(weights.WeightsError, match=rf'bomb\.keras: refused before inflating: its {member}') as e:
+        weights.load_weights_file(target, str(path))
+    assert '1,073,741,824' in str(e.value) and '\n' not in str(e.value)
+    assert time.perf_counter() - start < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 64 * 1024
+
+
+@pytest.mark.parametrize('content, what', [
+    (b'just some text, not an archive', "a file of another kind (its first bytes: b'just som')"),
+    (b'', 'an empty file (0 bytes)'),
+    (b'\x89HDF\r\n\x1a\n' + bytes(64), 'an HDF5 file (rename it to .weights.h5'),
+], ids=['text', 'empty', 'hdf5'])
+def test_a_keras_file_that_is_not_a_zip_says_what_it_is(tmp_path, content, what):
+    path = tmp_path / 'model.keras'
+    path.write_bytes(content)
+    target = builder.build_model(ModelConfig('cifar_resnet9', 4, SIZE))
+    with pytest.raises(weights.WeightsError) as e:
+        weights.load_weights_file(target, str(path))
+    message = str(e.value)
+    assert message.startswith(f'--weights={path}: it is {what}') and 'not found' not in message
+    assert 'not a .keras file (a zip archive)' in message

@@ -120,6 +120,8 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         # The pipeline names the flag whose value does not fit the data (e.g. batch > split).
         logging.debug('input pipeline refused the config', exc_info=True)
         raise TrainingError(str(e)) from None
+    except tf.errors.DataLossError as e:
+        raise _data_loss(cfg, e) from None
     batch_size = train_cfg.pipeline.batch_size
     if inputs.num_train < batch_size:
         raise TrainingError(
@@ -150,6 +152,9 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         if stalled:
             raise TrainingError(stalled[0].strip()) from None
         raise
+    except tf.errors.DataLossError as e:
+        run_dir.abandon()
+        raise _data_loss(cfg, e) from None
     except Exception as e:  # pylint: disable=broad-except
         run_dir.abandon()
         if not is_out_of_memory(e):
@@ -160,6 +165,13 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     except BaseException:
         run_dir.abandon()
         raise
+
+
+def _data_loss(cfg: TrainConfig, error: tf.errors.DataLossError) -> Exception:
+    """A corrupt record (a cache decodes it, or `--cache=none` reads it in fit): one line naming the
+    file and the command that prepares the dataset again; the error itself when no file is to blame."""
+    message = sources.explain_data_loss(cfg.source, error)
+    return error if message is None else TrainingError(message)
 
 
 def _train_non_chief(cfg, inputs, run_dir, strategy, steps_per_epoch, jit_compile) -> RunOutcome:

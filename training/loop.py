@@ -301,7 +301,8 @@ class _LocalPredictor:
             self._predict = tf.function(lambda images: trainer(images, training=False),
                                         reduce_retracing=True)
         else:
-            self._predict = trainer.predict_on_batch  # Keras' own compiled predict step
+            # Keras' own compiled predict step; it takes NumPy, not the tf.data tensors.
+            self._predict = lambda images: trainer.predict_on_batch(np.asarray(images))
 
     def predict_on_batch(self, images):
         return np.asarray(self._predict(images))

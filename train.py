@@ -15,10 +15,15 @@ from absl import app, flags  # noqa: E402
 FLAGS = flags.FLAGS
 
 # Data.
-flags.DEFINE_string('dataset', None, 'Dataset: cifar100 | caltech256.')
+flags.DEFINE_string('dataset', None, 'Dataset: cifar100 | caltech256 (seed presets) | folder (with '
+                    '--manual_dir) | any TFDS image-classification name, e.g. oxford_flowers102.')
 flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: TFDS\'s, ~/tensorflow_datasets).')
-flags.DEFINE_string('manual_dir', None, 'Folder holding 256_ObjectCategories.tar (nothing is fetched).')
-flags.DEFINE_string('config', None, 'TFDS builder config of the dataset (caltech256: see pipelines.prepare).')
+flags.DEFINE_string('manual_dir', None, 'Folder holding 256_ObjectCategories.tar (nothing is fetched); '
+                    'for --dataset=folder: a directory, .tar(.gz) or .zip of CLASS/IMAGE or '
+                    'train|test/CLASS/IMAGE.')
+flags.DEFINE_string('config', None, 'TFDS builder config of the dataset (caltech256: all | paper60).')
+flags.DEFINE_integer('max_image_pixels', 40_000_000, 'When preparing caltech256 or a folder: an image '
+                     'over this many pixels is stored downscaled (JPEG) or skipped, each reported.')
 flags.DEFINE_bool('allow_modified_archive', False, 'Build from an archive whose size/sha256 differ.')
 flags.DEFINE_bool('download', True, 'May fetch the dataset; --nodownload fails fast when offline.')
 flags.DEFINE_bool('synthetic_data', False, 'Random tensors of the dataset\'s shape instead of data.')
@@ -50,8 +55,8 @@ flags.DEFINE_integer('steps_per_epoch', 0, 'Steps per epoch; 0 = one pass over t
 flags.DEFINE_string('optimizer', None, 'nadam | rmsprop | adamw | sgd.')
 flags.DEFINE_float('learning_rate', None, 'Peak learning rate (at --base_batch_size if set).')
 flags.DEFINE_integer('base_batch_size', 0, 'Scale the rate by batch/base_batch_size; 0 = no scaling.')
-flags.DEFINE_float('weight_decay', 0.0, 'Decoupled weight decay.')
-flags.DEFINE_float('warmup_epochs', 0.0, 'Linear warmup length in epochs.')
+flags.DEFINE_float('weight_decay', None, 'Decoupled weight decay (default: the dataset\'s preset).')
+flags.DEFINE_float('warmup_epochs', None, 'Linear warmup length in epochs (default: the preset).')
 flags.DEFINE_string('schedule', 'cosine', 'Learning-rate schedule after warmup: cosine | constant.')
 flags.DEFINE_float('ema_decay', 0.0, 'EMA of weights for evaluation; 0 = off (e.g. 0.999).')
 flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing of the cross-entropy.')
@@ -77,6 +82,27 @@ def _preset_or(flag_name: str, preset: dict, key: str | None = None):
     return preset[key or flag_name] if value is None else value
 
 
+def _warmup_epochs(preset: dict) -> float:
+    """The flag, else the preset's warmup capped at a tenth of the run (a 1-epoch run still warms up)."""
+    if FLAGS.warmup_epochs is not None:
+        return FLAGS.warmup_epochs
+    return min(preset['warmup_epochs'], _preset_or('epochs', preset) / 10)
+
+
+def _dataset_spec(source):
+    """The dataset's facts; a folder is prepared here (once), its report printed: its classes are its folders."""
+    from pipelines import datasets, prepare, sources
+
+    try:
+        spec = sources.dataset_spec(source)
+        if source.dataset == datasets.FOLDER:
+            # Printed: the log is held back while flags are resolved, and skipped files must be seen.
+            print(prepare.report(sources.prepare(source)), flush=True)
+    except sources.DataMissingError as e:
+        raise ValueError(str(e)) from None
+    return spec
+
+
 def config_from_flags():
     """Turns the flags, once, into a frozen TrainConfig (raises ValueError naming a bad flag)."""
     from models.config import ModelConfig
@@ -92,15 +118,18 @@ def config_from_flags():
         raise ValueError(f'--backend={FLAGS.backend}: Keras was already loaded with the '
                          f'{keras.backend.backend()} backend in this process')
     if FLAGS.dataset is None:
-        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(datasets.DATASETS))}')
-    spec = datasets.get_dataset_spec(FLAGS.dataset)
+        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(datasets.DATASETS))}, '
+                         f'{datasets.FOLDER}, or a TFDS image-classification dataset name')
+    if FLAGS.synthetic_data and FLAGS.dataset == datasets.FOLDER:
+        raise ValueError('--synthetic_data does not apply to --dataset=folder (its classes are its folders)')
+    source = SourceConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                          config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
+                          download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels)
+    spec = _dataset_spec(source)
     preset = dict(spec.preset)
     if FLAGS.synthetic_data:
         preset['weights'] = 'none'  # random pixels gain nothing from pretrained weights
-    source = SourceConfig(dataset=spec.name, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                          config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
-                          download=FLAGS.download)
-    num_classes = datasets.num_classes(spec, FLAGS.config)
+    num_classes = spec.num_classes
     image_size = _preset_or('image_size', preset)
     batch_flag = str(_preset_or('batch_size', preset))
     auto_batch = batch_flag == 'auto'
@@ -126,13 +155,14 @@ def config_from_flags():
     cache_size = cache_size_for(augment)
     pipeline = PipelineConfig(
         cache_size=cache_size, batch_size=batch_size, cache=FLAGS.cache,
-        cache_dir=os.path.join(data_root, 'cache', f'{spec.name}-{FLAGS.config or "default"}-{cache_size}px'),
+        cache_dir=os.path.join(data_root, 'cache', f'{spec.name}-{FLAGS.config or "default"}-'
+                               f'{spec.data_version + "-" if spec.data_version else ""}{cache_size}px'),
         ram_budget_bytes=None if FLAGS.ram_budget_gb is None else int(FLAGS.ram_budget_gb * 2**30),
         validation_fraction=FLAGS.validation_split, seed=FLAGS.seed, deterministic=FLAGS.deterministic)
     optimizer = OptimizerConfig(
         name=_preset_or('optimizer', preset), learning_rate=_preset_or('learning_rate', preset),
-        base_batch_size=FLAGS.base_batch_size, weight_decay=FLAGS.weight_decay,
-        warmup_epochs=FLAGS.warmup_epochs, schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay)
+        base_batch_size=FLAGS.base_batch_size, weight_decay=_preset_or('weight_decay', preset),
+        warmup_epochs=_warmup_epochs(preset), schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay)
     run = RunConfig(
         model_dir=FLAGS.model_dir or os.path.join('runs', f'{spec.name}-{model_name}'),
         epochs=_preset_or('epochs', preset), steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed,

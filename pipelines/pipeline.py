@@ -316,20 +316,21 @@ def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
                  input_context: tf.distribute.InputContext | None = None) -> Inputs:
     """Inputs for a prepared TFDS builder (from `pipelines.sources.prepare`).
 
-    The validation split is carved from the end of `spec.train_split` by absolute index. With an input
+    The validation split is carved from the end of the train split by absolute index. With an input
     context each input pipeline reads (and caches) only its shard, and batches are per-replica sized.
     """
     sizes = sources.split_sizes(builder)
-    train_split, val_split, _, _ = carve_validation(spec.train_split, sizes[spec.train_split],
-                                                    cfg.validation_fraction)
+    # The table's splits, or a TFDS dataset's as prepared (its validation split where it has no test).
+    train_name, test_name = sources.train_test_splits(builder, spec)
+    train_split, val_split, _, _ = carve_validation(train_name, sizes[train_name], cfg.validation_fraction)
     read = lambda split: sources.read_split(builder, split, input_context=input_context)  # noqa: E731
     # full_name (e.g. 'caltech256/all/1.0.0') separates builder configs and versions in the file cache.
     name = builder.info.full_name
     return inputs_from_records(
             read(train_split),
             read(val_split) if val_split else None,
-            read(spec.test_split),
-            num_examples=sizes[spec.train_split] + sizes[spec.test_split],
+            read(test_name),
+            num_examples=sizes[train_name] + sizes[test_name],
             class_names=tuple(sources.class_names(builder)),
             cfg=cfg,
             cache_name=name,

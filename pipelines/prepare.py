@@ -1,6 +1,8 @@
 """CLI: prepare a dataset without training (e.g. on a login node before a GPU job).
 
     python -m pipelines.prepare --dataset=caltech256 [--data_dir=DIR] [--manual_dir=DIR] [--config=NAME]
+    python -m pipelines.prepare --dataset=folder --manual_dir=DIR_TAR_OR_ZIP [--max_image_pixels=N]
+    python -m pipelines.prepare --dataset=oxford_flowers102   (any TFDS image-classification name)
                                 [--allow_modified_archive] [--nodownload] [--rebuild]
 
 `--rebuild` prepares again over a prepared dataset (after a truncated or corrupt file was reported).
@@ -12,18 +14,20 @@ from absl import flags
 from absl import logging
 
 from pipelines import sources
+from pipelines.folder import images
 from pipelines.datasets import DATASETS
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
     """Defines the source flags on `flag_values`; `train.py` may call this to take the same flags."""
-    flags.DEFINE_string('dataset', None, f'Dataset to prepare: {", ".join(sorted(DATASETS))}.',
-                        flag_values=flag_values)
+    flags.DEFINE_string('dataset', None, f'Dataset to prepare: {", ".join(sorted(DATASETS))}, folder (with '
+                        '--manual_dir), or a TFDS image-classification name.', flag_values=flag_values)
     flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: ~/tensorflow_datasets).',
                         flag_values=flag_values)
     flags.DEFINE_string('manual_dir', None,
                         'Directory holding a manually downloaded archive (256_ObjectCategories.tar); '
-                        'nothing is fetched when it is there.', flag_values=flag_values)
+                        'nothing is fetched when it is there. For --dataset=folder: the directory, '
+                        '.tar(.gz) or .zip of CLASS/IMAGE or train|test/CLASS/IMAGE.', flag_values=flag_values)
     flags.DEFINE_string('config', None, 'Builder config, e.g. caltech256: all (default) or paper60.',
                         flag_values=flag_values)
     flags.DEFINE_bool('allow_modified_archive', False,
@@ -31,12 +35,16 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                       flag_values=flag_values)
     flags.DEFINE_bool('download', True, 'Allow fetching from the network when the data is not prepared.',
                       flag_values=flag_values)
+    flags.DEFINE_integer('max_image_pixels', images.DEFAULT_MAX_PIXELS,
+                         'caltech256 and folder: an image over this many pixels is stored downscaled '
+                         '(JPEG) or skipped, each reported.', flag_values=flag_values)
 
 
 def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceConfig:
     """Turns parsed flags into the frozen config, once; validation happens in `SourceConfig`."""
     if flag_values.dataset is None:
-        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(DATASETS))}')
+        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(DATASETS))}, folder, or a TFDS '
+                         'image-classification dataset name')
     return sources.SourceConfig(
             dataset=flag_values.dataset,
             data_dir=flag_values.data_dir,
@@ -44,6 +52,7 @@ def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceCon
             config=flag_values.config,
             allow_modified_archive=flag_values.allow_modified_archive,
             download=flag_values.download,
+            max_image_pixels=flag_values.max_image_pixels,
     )
 
 
@@ -59,6 +68,8 @@ def report(builder) -> str:
         lines += [f'    {s["path"]}: {s["reason"]}' for s in metadata['skipped']]
         lines.append(f'  converted to RGB JPEG: {metadata["num_converted"]} files')
         lines.append(f'  byte-identical groups (kept in one split): {len(metadata["duplicates"])}')
+        if metadata.get('empty_classes'):
+            lines.append(f'  class folders with no usable image (not classes): {", ".join(metadata["empty_classes"])}')
     return '\n'.join(lines)
 
 

@@ -10,8 +10,14 @@ import tensorflow_datasets as tfds
 
 # Imported for its side effect: registers our `caltech256` builder with TFDS.
 from pipelines import caltech256  # noqa: F401  pylint: disable=unused-import
+from pipelines import catalog
+from pipelines import datasets
+from pipelines import folder
 from pipelines.caltech256 import archive
 from pipelines.datasets import get_dataset_spec
+from pipelines.folder import fingerprint
+from pipelines.folder import images
+from pipelines.folder import members
 from pipelines.folder_lock import FolderLock
 
 
@@ -35,13 +41,16 @@ class SourceConfig:
     """Where a dataset comes from and how it may be prepared.
 
     Attributes:
-        dataset: `--dataset`, a key of `pipelines.datasets.DATASETS`.
+        dataset: `--dataset`: a key of `pipelines.datasets.DATASETS`, `folder`, or a TFDS dataset name.
         data_dir: `--data_dir`, TFDS data directory (None = TFDS default, `~/tensorflow_datasets`).
-        manual_dir: `--manual_dir`, where the user placed the archive (`256_ObjectCategories.tar`).
+        manual_dir: `--manual_dir`, where the user placed the archive (`256_ObjectCategories.tar`); for
+            `folder`, the directory, .tar(.gz) or .zip of class folders itself.
         config: `--config`, builder config name (None = the builder's default).
         allow_modified_archive: `--allow_modified_archive`, build from a manual archive that differs
             from the published one (caltech256 only).
         download: whether preparing may fetch from the network.
+        max_image_pixels: `--max_image_pixels`: when our builders prepare (caltech256, folder), an image
+            over it is stored downscaled (JPEG) or skipped, each reported.
     """
 
     dataset: str
@@ -50,13 +59,18 @@ class SourceConfig:
     config: str | None = None
     allow_modified_archive: bool = False
     download: bool = True
+    max_image_pixels: int = images.DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         spec = get_dataset_spec(self.dataset)  # raises naming --dataset and the choices
         if self.allow_modified_archive and spec.tfds_name != 'caltech256':
             raise ValueError(
                     f'--allow_modified_archive applies to --dataset=caltech256 only, not --dataset={self.dataset}')
-        if self.manual_dir is not None and not epath.Path(self.manual_dir).is_dir():
+        if self.max_image_pixels <= 0:
+            raise ValueError(f'--max_image_pixels={self.max_image_pixels} must be a positive number of pixels')
+        if self.dataset == datasets.FOLDER:
+            _check_folder_source(self.manual_dir)
+        elif self.manual_dir is not None and not epath.Path(self.manual_dir).is_dir():
             raise DataMissingError(f'--manual_dir={self.manual_dir} is not a directory')
         if self.data_dir is not None:
             blocker = _file_on_the_way(self.data_dir)
@@ -85,6 +99,7 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
     spec = get_dataset_spec(cfg.dataset)
     builder_kwargs = {'allow_modified_archive': cfg.allow_modified_archive} if spec.tfds_name == 'caltech256' else {}
     builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
+    rebuild = rebuild or _source_changed(builder, cfg)
     if builder.is_prepared() and not rebuild:
         check_files(builder, cfg)
         return builder
@@ -228,7 +243,37 @@ def split_sizes(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
 
 def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:
     """Label names in label order."""
-    return list(builder.info.features['label'].names)
+    return list(builder.info.features[catalog.feature_keys(builder.info, builder.name)[1]].names)
+
+
+def dataset_spec(cfg: SourceConfig) -> datasets.DatasetSpec:
+    """The facts of `cfg`'s dataset under its `--config`, `--data_dir` and `--manual_dir`.
+
+    A seed dataset's come from the table; a TFDS dataset's from its builder (nothing is downloaded); a
+    folder's classes exist only once its images have been read, so it is prepared here (once; later
+    calls find it prepared and only check its fingerprint).
+    """
+    spec = get_dataset_spec(cfg.dataset)
+    if cfg.dataset in datasets.DATASETS:
+        return dataclasses.replace(spec, num_classes=datasets.num_classes(spec, cfg.config))
+    if cfg.dataset != datasets.FOLDER:
+        return datasets.catalog_spec(cfg.dataset, cfg.config, cfg.data_dir)
+    builder = prepare(cfg)
+    sizes = split_sizes(builder)
+    if 'test' not in sizes:
+        raise ValueError(f'--manual_dir={cfg.manual_dir} gives no test examples (every class is too small '
+                         'to split, or test/ is empty); add images')
+    config_name = builder.builder_config.name
+    return dataclasses.replace(spec, name=f'{datasets.FOLDER}-{config_name}',
+                               num_classes=len(class_names(builder)), train_examples=sizes['train'],
+                               data_version=builder.info.metadata['fingerprint']['digest'][:12])
+
+
+def train_test_splits(builder: tfds.core.DatasetBuilder, spec: datasets.DatasetSpec) -> tuple[str, str]:
+    """The (train, test) split names of a prepared builder: the table's, or read from a TFDS builder."""
+    if spec.name in datasets.DATASETS or spec.tfds_name == datasets.FOLDER_TFDS_NAME:
+        return spec.train_split, spec.test_split
+    return catalog.train_test_splits(spec.name, split_sizes(builder))
 
 
 def read_split(builder: tfds.core.DatasetBuilder, split: str, *,
@@ -243,17 +288,24 @@ def read_split(builder: tfds.core.DatasetBuilder, split: str, *,
         input_context: shards files across input pipelines under a `tf.distribute` strategy.
     """
     read_config = tfds.ReadConfig(input_context=input_context)
+    image, label = catalog.feature_keys(builder.info, builder.name)  # 'image', 'label' for most
     dataset = builder.as_dataset(
             split=split,
             shuffle_files=False,  # shuffling happens after the cache, on indices
-            decoders={'image': tfds.decode.SkipDecoding()},
+            decoders={image: tfds.decode.SkipDecoding()},
             read_config=read_config,
     )
-    return dataset.map(lambda ex: {'image': ex['image'], 'label': ex['label']},
+    return dataset.map(lambda ex: {'image': ex[image], 'label': ex[label]},
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _make_builder(tfds_name: str, cfg: SourceConfig, builder_kwargs: dict) -> tfds.core.DatasetBuilder:
+    if tfds_name == datasets.FOLDER_TFDS_NAME:
+        # One builder config per source path; the data lives in class_folders/NAME-HASH/ under data_dir.
+        return folder.Builder(config=folder.config_for(cfg.manual_dir), data_dir=cfg.data_dir,
+                              max_image_pixels=cfg.max_image_pixels)
+    if tfds_name == 'caltech256':
+        builder_kwargs = {**builder_kwargs, 'max_image_pixels': cfg.max_image_pixels}
     try:
         return tfds.builder(tfds_name, config=cfg.config, data_dir=cfg.data_dir, **builder_kwargs)
     except ValueError as e:
@@ -263,6 +315,34 @@ def _make_builder(tfds_name: str, cfg: SourceConfig, builder_kwargs: dict) -> tf
         choices = [c.name for c in tfds.builder_cls(tfds_name).BUILDER_CONFIGS]
         raise ValueError(
                 f'--config={cfg.config!r} is not a config of {tfds_name}; valid: {", ".join(choices)}') from None
+
+
+def _check_folder_source(manual_dir: str | None) -> None:
+    """`--dataset=folder` reads `--manual_dir`: it must be a directory or an archive we read."""
+    if manual_dir is None:
+        raise ValueError('--dataset=folder needs --manual_dir=PATH: a directory, .tar(.gz) or .zip laid out '
+                         'as CLASS/IMAGE or train/CLASS/IMAGE + test/CLASS/IMAGE')
+    if not os.path.exists(manual_dir):
+        raise ValueError(f'--manual_dir={manual_dir} does not exist; --dataset=folder needs a directory, '
+                         '.tar(.gz) or .zip of class folders')
+    try:
+        members.kind(manual_dir)
+    except ValueError as e:
+        raise ValueError(f'--manual_dir={manual_dir}: {e}') from None
+
+
+def _source_changed(builder: tfds.core.DatasetBuilder, cfg: SourceConfig) -> bool:
+    """Whether a prepared folder's source (names, sizes, mtimes) or pixel limit changed since; says so."""
+    if cfg.dataset != datasets.FOLDER or not builder.is_prepared():
+        return False
+    recorded = (builder.info.metadata or {}).get('fingerprint') or {}
+    now = fingerprint.of(builder.builder_config.source, max_pixels=cfg.max_image_pixels)
+    if recorded.get('digest') == now['digest']:
+        return False
+    # Printed, not logged: train.py resolves a folder's classes while the start-up log is held back.
+    print(f'--manual_dir={cfg.manual_dir} changed since it was prepared into {builder.data_dir} '
+          f'({fingerprint.describe_change(recorded, now)}): preparing it again', flush=True)
+    return True
 
 
 def _manual_archive(tfds_name: str, cfg: SourceConfig) -> epath.Path | None:

@@ -110,7 +110,8 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
             in_train = sorted(p.key for p in placements if p.split == 'train')
             for p in placements:
                 if p.split == 'test' and in_train:
-                    dropped.append((p.key, f'byte-identical to {in_train[0]} (kept in train only)'))
+                    dropped.append(('/'.join((*layout.root, p.key)),
+                                    f'byte-identical to {in_train[0]} (kept in train only)'))
                 else:
                     split_of[p.key] = p.split
         duplicates = sorted(sorted(p.key for p in ps) for ps in keys_of.values() if len(ps) > 1)

@@ -2,8 +2,12 @@
 
 import json
 
+import pytest
+
 from tests import fake_cifar
 from tests.test_train_run import run_train
+
+pytestmark = pytest.mark.backends
 
 
 def test_accuracy_far_above_chance_on_separable_classes(tmp_path):

@@ -16,6 +16,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.backends
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EPOCHS = 6, 2
 ARGS = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',

@@ -7,7 +7,10 @@ import json
 import mmap
 import os
 import shutil
+import threading
+import time
 import uuid
+import weakref
 import zlib
 
 import numpy as np
@@ -22,6 +25,7 @@ FILE_CACHE_VERSION = 2
 
 _FILE_SUFFIX = '.u8cache'
 _PARTIAL_TAG = '.partial-'
+_LOCK_NAME = '.lock'
 _MAGIC = b'fastclassify uint8 cache\n'
 # One page: the pixels that follow start page-aligned, which DLPack's 64-byte alignment needs.
 _HEADER_BYTES = 4096
@@ -361,11 +365,45 @@ class _WritableView:
         self.__array_interface__ = {'data': (address, False), 'shape': shape, 'typestr': '|u1', 'version': 3}
 
 
-def _map(path: str, header: _Header) -> HostCache:
+def _statm_shared_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[2]) * mmap.PAGESIZE
+
+
+def _limit_resident(mapping: mmap.mmap, limit: int, *, interval_s: float = 0.05) -> None:
+    """Keeps the pages of `mapping` that count in this process's RSS near `limit` bytes, in a daemon thread.
+
+    Pages of a file mapping count in RSS once read although they belong to the OS page cache. Every
+    `interval_s` a thread reads the process's file-backed resident size; above `limit` (since the start) it
+    drops this process's page-table entries with MADV_DONTNEED. The page cache keeps the pages, so the next
+    read of one is a minor fault, not a disk read. The thread ends when the mapping is gone.
+    """
+    ref = weakref.ref(mapping)
+
+    def run():
+        baseline = _statm_shared_bytes()
+        while True:
+            time.sleep(interval_s)
+            live = ref()
+            if live is None or live.closed:
+                return
+            now = _statm_shared_bytes()
+            baseline = min(baseline, now)  # other mappings closed since
+            if now - baseline > limit:
+                live.madvise(mmap.MADV_DONTNEED)
+                baseline = _statm_shared_bytes()  # growth from here on is bounded by `limit` again
+            del live
+
+    threading.Thread(target=run, name='file-cache-resident-limit', daemon=True).start()
+
+
+def _map(path: str, header: _Header, resident_limit_bytes: int | None) -> HostCache:
     """Maps the pixels of a checked cache file as a HostCache: no copy, pages come from the page cache."""
     with open(path, 'rb') as f:
         # Shared and read-only: no commit charge however large the file, and clean pages the kernel can drop.
         mapping = mmap.mmap(f.fileno(), header.file_bytes, access=mmap.ACCESS_READ)
+    if resident_limit_bytes is not None:
+        _limit_resident(mapping, resident_limit_bytes)
     shape = (header.count,) + header.image_shape
     images = np.asarray(_WritableView(mapping, _HEADER_BYTES, shape))  # page-aligned: DLPack shares it
     labels = np.frombuffer(mapping, '<i4', count=header.count, offset=header.labels_offset).astype(np.int32)
@@ -392,7 +430,7 @@ class _FileLock:
 
 
 def file_cache(decoded: tf.data.Dataset, path: str, *, settings: dict | None = None,
-               chunk: int = 256) -> HostCache:
+               resident_limit_bytes: int | None = None, chunk: int = 256) -> HostCache:
     """Returns the file cache at `path` memory-mapped as a HostCache, (re)writing it first if needed.
 
     The file has the memory cache's layout (uint8 [N, S, S, 3], then int32 labels) after a one-page header
@@ -404,14 +442,16 @@ def file_cache(decoded: tf.data.Dataset, path: str, *, settings: dict | None = N
 
     The writer decodes once, in parallel, into `path.partial-PID-*`, writes the header last and renames the
     file into place: an interrupted or killed writer leaves only a partial file no reader trusts, which
-    the next call removes. Two processes asking for the same cache take turns on a lock; the second finds
-    the first one's file and uses it.
+    the next call removes. Two processes asking for caches in one folder take turns on the folder's lock;
+    the second finds the first one's file and uses it.
 
     Args:
         decoded: finite dataset of (uint8 [S, S, 3], int32 label) in a deterministic order.
         path: from `file_cache_path`.
         settings: JSON-able facts about the decode that wrote the pixels (a cache written with others is
             rebuilt); default: just the image shape.
+        resident_limit_bytes: keep about this much of the file resident in this process's RSS (for a
+            cache larger than the RAM budget); None: no limit, the file's pages stay mapped once read.
         chunk: examples written per step.
     """
     image_shape = decoded.element_spec[0].shape
@@ -422,7 +462,8 @@ def file_cache(decoded: tf.data.Dataset, path: str, *, settings: dict | None = N
     expected_count = int(decoded.cardinality())
     parent = os.path.dirname(path) or '.'
     os.makedirs(parent, exist_ok=True)
-    with _FileLock(path + '.lock', path):
+    # One lock per folder (not per file): the check, the cleanup and the write are one step for all its caches.
+    with _FileLock(os.path.join(parent, _LOCK_NAME), path):
         remove_stale(parent)
         _remove_older_formats(path)
         header = _read_header(path)
@@ -437,7 +478,7 @@ def file_cache(decoded: tf.data.Dataset, path: str, *, settings: dict | None = N
                 header = None
         if header is None:
             header = _write_file_cache(decoded, path, image_shape, settings, chunk)
-        return _map(path, header)
+        return _map(path, header, resident_limit_bytes)
 
 
 def _read_header(path: str) -> '_Header | str | None':

@@ -102,6 +102,21 @@ def dataset_options(*, training: bool, deterministic: bool) -> tf.data.Options:
     return options
 
 
+def cache_gather_options() -> tf.data.Options:
+    """Options for a pipeline that captures a whole cache: tuned, but with no graph rewrite.
+
+    Any tf.data graph rewrite (the default optimizations, `map_parallelization`, `deterministic=False`)
+    serializes the pipeline with its captured tensors when the iterator is made, which copies the cache
+    into anonymous memory: the memory cache held twice, a mapped file cache read whole into RAM (measured,
+    TF 2.21: RssAnon +750 MB for a 750 MB cache; 0 with these options). The gathers keep order anyway.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    options.threading.private_threadpool_size = os.cpu_count() or 1
+    options.experimental_optimization.apply_default_optimizations = False
+    return options
+
+
 def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
     """Infinite dataset of int32 [batch_size] index batches; each epoch is a fresh permutation.
 
@@ -140,7 +155,7 @@ def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
             # the next epoch overtake this one's last (an "epoch" of steps could repeat an example).
             .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
             .prefetch(AUTOTUNE)  # overlaps the next gather with the train step
-            .with_options(dataset_options(training=True, deterministic=deterministic)))
+            .with_options(cache_gather_options()))  # order is fixed above, whatever `deterministic` says
 
 
 def train_indices_for_device(host: cache_lib.HostCache, batch_size: int, *, seed: int,
@@ -159,9 +174,10 @@ def eval_from_host_cache(host: cache_lib.HostCache, batch_size: int) -> tf.data.
     images, labels = host.images, host.labels
     return (tf.data.Dataset.range(host.num_examples)
             .batch(batch_size)
-            .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE)
+            .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE,
+                 deterministic=True)
             .prefetch(AUTOTUNE)
-            .with_options(dataset_options(training=False, deterministic=True)))
+            .with_options(cache_gather_options()))
 
 
 def train_from_stream(examples: tf.data.Dataset, batch_size: int, *, seed: int, deterministic: bool,
@@ -266,6 +282,9 @@ def inputs_from_records(train_records: tf.data.Dataset,
         evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
     elif decision.placement == 'disk':
         # The memory cache's layout in a memory-mapped file: the same gathers, pages from the OS page cache.
+        budget = cfg.ram_budget_bytes if cfg.ram_budget_bytes is not None else cache_lib.default_ram_budget()
+        # Over the budget, the pages this process keeps mapped stay within it (the page cache holds the rest).
+        limit = budget if cache_lib.cached_bytes(num_examples, cfg.cache_size) > budget else None
         hosts = {}
         for k, v in splits.items():
             if v is None:
@@ -275,7 +294,8 @@ def inputs_from_records(train_records: tf.data.Dataset,
             key = _cache_key(cache_name, split, cfg.cache_size, input_context)
             hosts[k] = cache_lib.file_cache(decoded(v), cache_lib.file_cache_path(cfg.cache_dir, key),
                                             settings={'source': cache_name, 'split': split,
-                                                      'image_size': cfg.cache_size})
+                                                      'image_size': cfg.cache_size},
+                                            resident_limit_bytes=limit)
         counts = {k: h.num_examples for k, h in hosts.items()}
         train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed,
                                   deterministic=cfg.deterministic)

@@ -222,7 +222,7 @@ def main(argv):
     try:
         if cfg.run.benchmark:
             from training import throughput
-            throughput.run(cfg)
+            throughput.run(cfg, strategy=strategy)
             return
         outcome = loop.run(cfg, strategy=strategy)
     except (RunDirError, DataMissingError, WeightsError, strategy_lib.StrategyError,

@@ -16,7 +16,7 @@ from models.precision import resolve_jit_compile, resolve_precision
 from pipelines import datasets, sources
 from pipelines.augment import Augmenter
 from pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
-from training import backup, callbacks, evaluation, strategy as strategy_lib
+from training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
 from training.batch_size import find_max_batch_size, is_out_of_memory
 from training.config import TrainConfig
 from training.optimizers import build_optimizer, ema_callbacks
@@ -233,7 +233,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
     def stream_at(step: int):
         # The stream starts at the batch this fit's first step trains on: a resumed (or a phase's
         # second) `fit` continues the sequence an uninterrupted run would have trained on.
-        train = training_stream(inputs.train_from(start_step=step))
+        train = probe.wrap(training_stream(inputs.train_from(start_step=step)))
         if multi_worker:
             return strategy_lib.distribute_per_worker(strategy, train)
         return train
@@ -249,6 +249,10 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
         cbs += [callbacks.CheckpointCallback(run_dir.checkpoints, classifier),
                 keras.callbacks.TensorBoard(run_dir.logs, write_graph=False)]
     verbose = 1 if os.isatty(1) else 2
+    # Keras runs one callback that runs ours and times them, the steps, validation and the input
+    # wait: the split every run prints and records (training/time_split.py).
+    probe = time_split.InputProbe()
+    timed = time_split.TimedCallbacks(cbs, probe)
 
     backup_cb.install_sigterm_handler()
     try:
@@ -262,11 +266,12 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
             end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)
             trainer.fit(stream_at(backup_cb.global_step), initial_epoch=epoch, epochs=end,
                         steps_per_epoch=steps_per_epoch - step,
-                        validation_data=inputs.validation, callbacks=cbs, verbose=verbose,
+                        validation_data=inputs.validation, callbacks=[timed], verbose=verbose,
                         shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
         backup_cb.uninstall_sigterm_handler()
+    print(timed.total.line(), flush=True)
 
     if nan_cb.tripped_at is not None:
         raise TrainingError(backup.non_finite_loss_message(
@@ -281,6 +286,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
     results['eval_seconds'] = time.perf_counter() - start
     results['global_steps'] = backup_cb.global_step
     results['optimizer_iterations'] = int(trainer.optimizer.iterations.numpy())
+    results['epoch_time'] = timed.report()
     if history_cb.history:
         results['last_epoch'] = history_cb.history[-1]
     if chief:

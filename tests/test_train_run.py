@@ -51,6 +51,9 @@ def test_synthetic_run_writes_config_metrics_model_and_plots(tmp_path, capsys):
         assert (model_dir / 'plots' / png).read_bytes()[:4] == b'\x89PNG'
     assert (model_dir / 'checkpoints' / 'last.weights.h5').exists()
     assert os.listdir(model_dir / 'logs')
+    split = results['epoch_time']['whole_run']
+    assert split['epochs'] == 2 and split['steps'] == 2 * 3 - 1  # the compiling first step apart
+    assert split['line'] in out and 'input wait' in split['line']
 
     model = keras.saving.load_model(model_dir / 'model.keras')
     probs = model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0)
@@ -91,11 +94,21 @@ def test_benchmark_mode_reports_ceiling_end_to_end_and_verdict(tmp_path, capsys)
     run_train(*SMALL, f'--model_dir={tmp_path / "bench"}', '--benchmark')
     report = json.load(open(tmp_path / 'bench' / 'benchmark.json'))
     names = [row['name'] for row in report['results']]
-    assert names == ['train_step_ceiling_on_device', 'train_end_to_end']
+    assert names == ['train_step_ceiling_on_device', 'train_end_to_end', 'epoch_end_to_end']
     assert all(row['images'] == 3 * 16 and row['images_per_sec'] > 0 for row in report['results'])
     assert report['input_bound'] == (report['end_to_end_over_ceiling'] < 0.97)
-    assert 'input-bound: ' in capsys.readouterr().out
-    assert not (tmp_path / 'bench' / 'results.json').exists()  # measuring is not training
+    # The real loop's steady-state step, part by part; validation and callbacks are not in the step.
+    parts = report['per_step_seconds']
+    assert set(parts) == {'input_wait', 'step', 'callbacks', 'validation', 'other', 'total'}
+    assert parts['validation'] > 0 and parts['callbacks'] > 0 and parts['input_wait'] >= 0
+    assert sum(v for k, v in parts.items() if k != 'total') == pytest.approx(parts['total'])
+    end_to_end = report['results'][1]
+    assert 16 / end_to_end['images_per_sec'] == pytest.approx(parts['step'] + parts['input_wait'])
+    assert {'BackupCallback', 'CheckpointCallback', 'HistoryCallback'} <= set(
+        report['epoch_time']['callback_seconds'])
+    out = capsys.readouterr().out
+    assert 'input-bound: ' in out and 'epoch time ' in out  # the measured run is a real run
+    assert os.listdir(tmp_path / 'bench') == ['benchmark.json']  # its scratch run is removed
 
 
 def test_device_cache_with_mixing_augmentation(tmp_path):

@@ -254,6 +254,10 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
     probe = time_split.InputProbe()
     timed = time_split.TimedCallbacks(cbs, probe)
 
+    replicas = strategy_lib.num_replicas(strategy)
+    validation = inputs.validation
+    if validation is not None and keras.backend.backend() == 'jax' and replicas > 1:
+        validation = validation.map(lambda images, labels: _pad_batch(images, labels, replicas))
     backup_cb.install_sigterm_handler()
     try:
         epoch, step = divmod(global_step, steps_per_epoch)
@@ -266,7 +270,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
             end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)
             trainer.fit(stream_at(backup_cb.global_step), initial_epoch=epoch, epochs=end,
                         steps_per_epoch=steps_per_epoch - step,
-                        validation_data=inputs.validation, callbacks=[timed], verbose=verbose,
+                        validation_data=validation, callbacks=[timed], verbose=verbose,
                         shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
@@ -281,7 +285,7 @@ def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: b
         return RunOutcome('preempted', None, run_dir.path)
 
     start = time.perf_counter()
-    results = evaluation.evaluate(_LocalPredictor(trainer), inputs.test,
+    results = evaluation.evaluate(_LocalPredictor(trainer, replicas), inputs.test,
                                   num_examples=inputs.num_test, class_names=inputs.class_names)
     results['eval_seconds'] = time.perf_counter() - start
     results['global_steps'] = backup_cb.global_step
@@ -302,16 +306,37 @@ class _LocalPredictor:
     """Predicts on this worker alone: every worker sees the whole test split exactly once, and a
     distributed predict would instead concatenate all workers' copies of each batch."""
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Trainer, replicas: int = 1):
         if keras.backend.backend() == 'tensorflow':
             self._predict = tf.function(lambda images: trainer(images, training=False),
                                         reduce_retracing=True)
-        else:
-            # Keras' own compiled predict step; it takes NumPy, not the tf.data tensors.
-            self._predict = lambda images: trainer.predict_on_batch(np.asarray(images))
+            return
+
+        def predict(images):
+            # Keras' own compiled predict step; it takes NumPy, and under DataParallel a batch that
+            # splits evenly over the devices (the last batch is padded, the padding dropped).
+            images = np.asarray(images)
+            padded = np.concatenate([images, np.zeros(((-len(images)) % replicas,) + images.shape[1:],
+                                                      images.dtype)])
+            return trainer.predict_on_batch(padded)[:len(images)]
+        self._predict = predict
 
     def predict_on_batch(self, images):
         return np.asarray(self._predict(images))
+
+
+def _pad_batch(images, labels, replicas: int):
+    """Pads a (last, smaller) evaluation batch to a multiple of `replicas`, padding weighted 0.
+
+    JAX's DataParallel splits every batch evenly over the devices; weight 0 keeps the padding out of
+    the loss and metrics, so every example still counts exactly once.
+    """
+    n = tf.shape(labels)[0]
+    pad = tf.math.floormod(-n, replicas)
+    images = tf.pad(images, [[0, pad], [0, 0], [0, 0], [0, 0]])
+    labels = tf.pad(labels, [[0, pad]])
+    weights = tf.concat([tf.ones([n]), tf.zeros([pad])], axis=0)
+    return images, labels, weights
 
 
 def evaluation_results(run_dir: RunDir) -> dict:

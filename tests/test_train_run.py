@@ -26,6 +26,7 @@ SMALL = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--w
          '--batch_size=16', '--steps_per_epoch=3', '--epochs=2', '--precision=float32', '--head=gap']
 
 
+@pytest.mark.backends
 def test_synthetic_run_writes_config_metrics_model_and_plots(tmp_path, capsys):
     model_dir = tmp_path / 'run'
     run_train(*SMALL, f'--model_dir={model_dir}', '--learning_rate=0.01')

@@ -2,6 +2,11 @@
 
     python -m pipelines.benchmark --dataset=caltech256|cifar100 [--data_dir=DIR] [--image_size=S]
         [--batch_size=B] [--examples=N] [--cache=memory|disk|device] [--augment=POLICY,...] [--json=PATH]
+        [--ram_budget_gb=G]
+
+Every run times the memory and the disk cache side by side (`ours_cached_epoch`, `ours_disk_cache_epoch`).
+With `--ram_budget_gb` below the cache's size it times only the disk cache, as `--cache=auto` would use it
+over that budget, and reports the peak RSS.
 
 Without `--data_dir` it generates photo-like JPEGs (Caltech-256 sizes) or 32 px PNGs (CIFAR-100) in memory;
 with it, it reads the prepared TFDS dataset (`python -m pipelines.prepare`). Figures: see BUILD.md.
@@ -23,6 +28,7 @@ import tensorflow as tf
 from pipelines import baselines
 from pipelines import cache as cache_lib
 from pipelines import decode
+from pipelines.device_cache import DeviceCache
 from pipelines import pipeline
 from pipelines import synthetic
 from pipelines.datasets import get_dataset_spec
@@ -49,6 +55,8 @@ class BenchmarkConfig:
         augment: `--augment`, policies whose on-device throughput is appended (augment_benchmark rows).
         seed: `--seed`.
         json_path: `--json`, where the report goes.
+        ram_budget_gb: `--ram_budget_gb`; a cache larger than this runs the disk rows alone, with the
+            resident limit training uses over budget.
     """
 
     dataset: str
@@ -61,6 +69,7 @@ class BenchmarkConfig:
     augment: tuple[str, ...] = ()
     seed: int = 0
     json_path: str | None = None
+    ram_budget_gb: float | None = None
 
     def __post_init__(self):
         spec = get_dataset_spec(self.dataset)  # raises naming --dataset and the choices
@@ -70,6 +79,8 @@ class BenchmarkConfig:
                             ('examples', self.examples)):
             if value is not None and value <= 0:
                 raise ValueError(f'--{flag}={value} must be positive')
+        if self.ram_budget_gb is not None and self.ram_budget_gb <= 0:
+            raise ValueError(f'--ram_budget_gb={self.ram_budget_gb:g} must be positive')
         if self.min_seconds <= 0:
             raise ValueError(f'--min_seconds={self.min_seconds} must be positive')
         if self.num_examples < 2 * self.batch:
@@ -114,6 +125,16 @@ def load_examples(cfg: BenchmarkConfig) -> tuple[list[bytes], np.ndarray, str]:
 def _rss_bytes() -> int:
     with open('/proc/self/statm') as f:
         return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def _status_bytes(field: str) -> int:
+    """A size from /proc/self/status (e.g. 'RssAnon': anonymous memory, without page-cache pages)."""
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ':'))
+
+
+def _peak_rss_since_reset_bytes() -> int:
+    return _status_bytes('VmHWM')
 
 
 def _peak_rss_bytes() -> int:
@@ -172,41 +193,45 @@ def time_dataset(dataset: tf.data.Dataset, *, name: str, min_seconds: float, min
             return baselines.row(name, count, elapsed)
 
 
-def _time_device_gather(device_cache: cache_lib.DeviceCache, index_batches: tf.data.Dataset, *,
+def _time_device_gather(host: cache_lib.HostCache, index_batches: tf.data.Dataset, *,
                         min_seconds: float) -> dict:
-    """Gathers batches on the device inside one compiled loop, as a train step would, and times it.
+    """Gathers batches from the train step's own `DeviceCache` inside one compiled loop, and times it.
 
-    Index batches are staged on the device first; each loop iteration gathers a full batch, carried as a
-    loop variable so it cannot be pruned.
+    Index batches are staged on the device first; each loop iteration gathers a full batch and folds one
+    pixel of it into the carried value, so no gather can be pruned. Runs on the Keras backend in use.
     """
+    import keras  # pylint: disable=import-outside-toplevel
     blocks = 256
-    indices = tf.stack(list(index_batches.take(blocks).map(lambda i, _: i)))
-    with tf.device(device_cache.device):
-        indices = tf.identity(indices)
+    device_cache = DeviceCache(host.pixels())
+    indices = keras.ops.convert_to_tensor(np.stack([i for i, _ in index_batches.take(blocks).as_numpy_iterator()]))
 
-    @tf.function
-    def run(indices):
-        first = device_cache.gather(indices[0])
+    def gather_all(indices):
+        def body(i, total):
+            batch = device_cache(indices[i])
+            return total + keras.ops.cast(batch[-1, -1, -1, -1], 'int32')
+        return keras.ops.fori_loop(0, blocks, body, keras.ops.zeros((), 'int32'))
 
-        def body(i, carried):
-            del carried
-            return i + 1, device_cache.gather(indices[i])
-
-        _, last = tf.while_loop(lambda i, _: i < tf.shape(indices)[0], body, (tf.constant(1), first))
-        return last[0][0, 0, 0, 0]
-
-    run(indices).numpy()  # warm-up: tracing
+    run = compiled(gather_all)
+    np.asarray(run(indices))  # warm-up: tracing and compilation
     batch = int(indices.shape[1])
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < min_seconds:
-        run(indices).numpy()  # .numpy() waits for the device
+        np.asarray(run(indices))  # converting waits for the device
         count += blocks * batch
     return baselines.row('ours_device_cache', count, time.perf_counter() - start)
 
 
+def compiled(fn):
+    """`fn` compiled with XLA by the Keras backend in use (a benchmark needs the train step's compiler)."""
+    import keras  # pylint: disable=import-outside-toplevel
+    if keras.backend.backend() == 'jax':
+        import jax  # pylint: disable=import-outside-toplevel
+        return jax.jit(fn)
+    return tf.function(fn, jit_compile=True)
+
+
 def run_benchmark(cfg: BenchmarkConfig) -> dict:
     """Runs every row on the same examples and returns the JSON report."""
-    spec = get_dataset_spec(cfg.dataset)
     size, batch = cfg.size, cfg.batch
     blobs, labels, source = load_examples(cfg)
     n = len(blobs)
@@ -215,6 +240,8 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
     decoded = records.map(decoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     results, notes = [], {}
     seconds = cfg.min_seconds
+    if cfg.ram_budget_gb is not None and cache_lib.cached_bytes(n, size) > cfg.ram_budget_gb * 2**30:
+        return _report(cfg, source, *_run_over_budget(cfg, decoded, n))
 
     with tempfile.TemporaryDirectory(prefix='pipeline_benchmark_') as tmp:
         # First epoch: the one parallel decode + resize into the cache (decode-bound).
@@ -223,39 +250,33 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
             pass
         rss_before = _rss_bytes()
         start = time.perf_counter()
-        if cfg.cache == 'disk':
-            # The first epoch writes the file cache; the RAM cache below only feeds the other rows.
-            on_disk = cache_lib.file_cache(decoded, cache_lib.file_cache_path(tmp, f'{cfg.dataset}_{size}px'))
-            results.append(baselines.row('ours_first_epoch', n, time.perf_counter() - start))
-            rss_before = _rss_bytes()
         host = cache_lib.materialize(decoded, size)
-        if cfg.cache != 'disk':
-            results.append(baselines.row('ours_first_epoch', n, time.perf_counter() - start))
+        results.append(baselines.row('ours_first_epoch', n, time.perf_counter() - start))
         notes['cache_resident_bytes'] = cache_lib.resident_bytes(host.array)
         notes['rss_growth_bytes'] = _rss_bytes() - rss_before
         notes['cache_expected_bytes'] = cache_lib.cached_bytes(n, size)
+        # The same decode written once to a file and memory-mapped: the disk cache's first epoch.
+        on_disk = _time_disk_cache(decoded, tmp, f'{cfg.dataset}_{size}px', n, results, notes)
 
         # Cached epochs through the real training pipeline.
         min_images = 2 * n
-        if cfg.cache == 'disk':
-            train = pipeline.train_from_file_cache(on_disk, batch, seed=cfg.seed, deterministic=False,
-                                                   shuffle_buffer=n)
-            results.append(time_dataset(train, name='ours_cached_epoch', min_seconds=seconds, min_images=min_images))
-        elif cfg.cache == 'device':
-            on_device = cache_lib.DeviceCache(host)
+        if cfg.cache == 'device':
+            on_device = tf.identity(host.images)
             indices = pipeline.train_indices_for_device(host, batch, seed=cfg.seed, deterministic=False)
-            # As the train step does: indices from tf.data, the gather on the device.
+            # As the train step does: indices from tf.data, the gather where the cache lives.
             results.append(time_dataset(indices, name='ours_cached_epoch', min_seconds=seconds,
-                                        min_images=min_images, transform=lambda i, _: on_device.gather(i)))
+                                        min_images=min_images, transform=lambda i, _: tf.gather(on_device, i)))
         else:
-            train = pipeline.train_from_host_cache(host, batch, seed=cfg.seed, deterministic=False)
+            train = pipeline.train_from_host_cache(on_disk if cfg.cache == 'disk' else host, batch, seed=cfg.seed,
+                                                   deterministic=False)
             results.append(time_dataset(train, name='ours_cached_epoch', min_seconds=seconds, min_images=min_images))
+        # The disk cache through the same train path, its file in the page cache (just written or checked).
+        train = pipeline.train_from_host_cache(on_disk, batch, seed=cfg.seed, deterministic=False)
+        results.append(time_dataset(train, name='ours_disk_cache_epoch', min_seconds=seconds, min_images=min_images))
+        del train, on_disk
 
-        device_cache = cache_lib.DeviceCache(host)
         indices = pipeline.train_indices_for_device(host, batch, seed=cfg.seed, deterministic=False)
-        results.append(_time_device_gather(device_cache, indices, min_seconds=seconds))
-        notes['device_cache_device'] = device_cache.device
-        del device_cache
+        results.append(_time_device_gather(host, indices, min_seconds=seconds))
 
         # Repeated so each baseline runs as long as ours; without a cache every pass decodes again anyway.
         naive = baselines.naive_tf_data(blobs, labels, size, batch).repeat()
@@ -278,9 +299,64 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         from pipelines import augment_benchmark  # pylint: disable=import-outside-toplevel
         results.extend(augment_benchmark.run_augment_benchmark(list(cfg.augment), image_size=size,
                                                                batch_size=batch, seed=cfg.seed))
-    notes['peak_rss_bytes'] = _peak_rss_bytes()
     naive = next(r['images_per_sec'] for r in results if r['name'] == 'naive_tf_data')
     notes['cores_x_one_thread_decode'] = naive * (os.cpu_count() or 1)
+    return _report(cfg, source, results, notes)
+
+
+def _time_disk_cache(decoded: tf.data.Dataset, folder: str, key: str, n: int, results: list, notes: dict, *,
+                     resident_limit_bytes: int | None = None) -> cache_lib.HostCache:
+    """Times the disk cache's first epoch (decode, write, map) and its checks; returns the mapped cache.
+
+    The check is timed twice: cold (the file's pages dropped from the page cache first: a disk read plus the
+    CRC-32) and hot (in the page cache: the CRC-32 alone); both are what a later run pays before training.
+    """
+    path = cache_lib.file_cache_path(folder, key)
+    start = time.perf_counter()
+    on_disk = cache_lib.file_cache(decoded, path, resident_limit_bytes=resident_limit_bytes)
+    results.append(baselines.row('ours_disk_first_epoch', n, time.perf_counter() - start))
+    file_bytes = os.path.getsize(path)
+    notes['disk_cache_file_bytes'] = file_bytes
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # written back first: only clean pages can be dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    for temperature in ('cold', 'hot'):
+        start = time.perf_counter()
+        cache_lib.file_cache(decoded, path)  # the existing file: header, size and checksum checks, then mapped
+        notes[f'disk_cache_check_{temperature}_gb_per_s'] = file_bytes / 1e9 / (time.perf_counter() - start)
+    return on_disk
+
+
+def _run_over_budget(cfg: BenchmarkConfig, decoded: tf.data.Dataset, n: int) -> tuple[list, dict]:
+    """The disk cache alone, as training uses it over the RAM budget: its first and cached epochs, peak RSS."""
+    budget = int(cfg.ram_budget_gb * 2**30)
+    notes = {'ram_budget_bytes': budget, 'physical_ram_bytes': cache_lib.physical_ram_bytes(),
+             'rss_before_bytes': _rss_bytes()}
+    results = []
+    with tempfile.TemporaryDirectory(prefix='pipeline_benchmark_') as tmp:
+        on_disk = _time_disk_cache(decoded, tmp, f'{cfg.dataset}_{cfg.size}px', n, results, notes,
+                                   resident_limit_bytes=budget)
+        notes['rss_before_epochs_bytes'] = _rss_bytes()
+        notes['rss_anon_before_epochs_bytes'] = _status_bytes('RssAnon')
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # resets the peak RSS: what follows is the cached epochs' own
+        train = pipeline.train_from_host_cache(on_disk, cfg.batch, seed=cfg.seed, deterministic=False)
+        results.append(time_dataset(train, name='ours_disk_cache_epoch', min_seconds=cfg.min_seconds,
+                                    min_images=2 * n))
+        notes['peak_rss_during_epochs_bytes'] = _peak_rss_since_reset_bytes()
+        notes['rss_anon_after_epochs_bytes'] = _status_bytes('RssAnon')
+        notes['disk_cache_resident_bytes'] = cache_lib.resident_bytes(on_disk.array)
+        del train, on_disk
+    return results, notes
+
+
+def _report(cfg: BenchmarkConfig, source: str, results: list, notes: dict) -> dict:
+    spec = get_dataset_spec(cfg.dataset)
+    notes['peak_rss_bytes'] = _peak_rss_bytes()
+    size, batch = cfg.size, cfg.batch
     return {
             'dataset': cfg.dataset,
             'image_size': size,
@@ -309,12 +385,26 @@ def format_table(report: dict) -> str:
         lines.append(f'{r["name"]:34s} {r["images_per_sec"]:12,.0f} {r["images"]:9,d} {r["seconds"]:8.2f} '
                      f'{x_limit:>8s} {x_idg:>9s}')
     notes = report['notes']
+    human = cache_lib.human_bytes
     first = rates.get('ours_first_epoch')
-    lines.append(f'first epoch / (cores x one-thread decode): {first / notes["cores_x_one_thread_decode"]:.2f}')
-    lines.append(f'cache resident {cache_lib.human_bytes(notes["cache_resident_bytes"])} vs expected '
-                 f'{cache_lib.human_bytes(notes["cache_expected_bytes"])} (process RSS grew '
-                 f'{cache_lib.human_bytes(notes["rss_growth_bytes"])}); '
-                 f'peak RSS {cache_lib.human_bytes(notes["peak_rss_bytes"])}')
+    if first is not None:
+        lines.append(f'first epoch / (cores x one-thread decode): {first / notes["cores_x_one_thread_decode"]:.2f}')
+        lines.append(f'cache resident {human(notes["cache_resident_bytes"])} vs expected '
+                     f'{human(notes["cache_expected_bytes"])} (process RSS grew {human(notes["rss_growth_bytes"])})')
+    if first is not None and 'ours_disk_cache_epoch' in rates:
+        lines.append(f'disk / memory: cached epoch {rates["ours_disk_cache_epoch"] / rates["ours_cached_epoch"]:.2f}, '
+                     f'first epoch {rates["ours_disk_first_epoch"] / first:.2f}')
+    if 'disk_cache_file_bytes' in notes:
+        lines.append(f'disk cache file {human(notes["disk_cache_file_bytes"])}; its check before use: '
+                     f'{notes["disk_cache_check_cold_gb_per_s"]:.2f} GB/s cold, '
+                     f'{notes["disk_cache_check_hot_gb_per_s"]:.2f} GB/s in the page cache')
+    if 'ram_budget_bytes' in notes:
+        lines.append(f'over the {human(notes["ram_budget_bytes"])} RAM budget ({human(notes["physical_ram_bytes"])} '
+                     f'physical): RSS {human(notes["rss_before_epochs_bytes"])} before the cached epochs, peak '
+                     f'{human(notes["peak_rss_during_epochs_bytes"])} during them, anonymous memory '
+                     f'{human(notes["rss_anon_before_epochs_bytes"])} -> {human(notes["rss_anon_after_epochs_bytes"])}; '
+                     f'disk cache resident in the process {human(notes["disk_cache_resident_bytes"])} after them')
+    lines.append(f'peak RSS {human(notes["peak_rss_bytes"])}')
     for name, why in notes.get('skipped', {}).items():
         lines.append(f'skipped {name}: {why}')
     return '\n'.join(lines)
@@ -335,6 +425,7 @@ def config_from_flags(flag_values) -> BenchmarkConfig:
             augment=tuple(p for p in (flag_values.augment or '').split(',') if p),
             seed=flag_values.seed,
             json_path=flag_values.json,
+            ram_budget_gb=flag_values.ram_budget_gb,
     )
 
 
@@ -384,6 +475,8 @@ def _define_flags():
     flags.DEFINE_string('augment', None, 'Also time these augmentation policies (comma-separated).')
     flags.DEFINE_integer('seed', 0, 'Seed for data generation and shuffles.')
     flags.DEFINE_string('json', None, 'Write the report as JSON to this path.')
+    flags.DEFINE_float('ram_budget_gb', None, 'A cache larger than this times the disk cache alone, as '
+                       '--cache=auto uses it over that RAM budget (images/s and peak RSS).')
 
 
 if __name__ == '__main__':

@@ -13,7 +13,8 @@ from pipelines import baselines
 from pipelines import benchmark
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = {'ours_first_epoch', 'ours_cached_epoch', 'ours_device_cache', 'naive_tf_data',
+ROWS = {'ours_first_epoch', 'ours_cached_epoch', 'ours_disk_first_epoch', 'ours_disk_cache_epoch',
+        'ours_device_cache', 'naive_tf_data',
         'image_dataset_from_directory', 'memory_bandwidth_limit'}
 
 

@@ -1,10 +1,12 @@
-"""Trains an image classifier on CIFAR-100 or Caltech-256: `python train.py --dataset=caltech256`.
+"""Trains an image classifier: `python train.py --dataset=caltech256` (or cifar100, a TFDS name, a folder).
 
 Each dataset has a preset reproducing its seed report (pipelines/datasets.py); every flag
 overrides it. The resolved config is printed and written to `--model_dir/config.json`.
+
+Defaults and choices belong to the config dataclasses; a flag's default is its field's (None where the
+dataset preset fills it), which tests/test_defaults.py checks through `FLAG_FIELDS`.
 """
 
-import dataclasses
 import os
 import sys
 
@@ -34,14 +36,16 @@ flags.DEFINE_float('ram_budget_gb', None, 'RAM the memory cache may use (default
 flags.DEFINE_string('augment', None, 'Policy, "+" to combine: none|seed|flip_crop|rrc|randaugment|'
                     'mixup|cutmix|erasing.')
 flags.DEFINE_integer('randaugment_layers', 2, 'RandAugment: ops per image.')
-flags.DEFINE_float('randaugment_magnitude', None, 'RandAugment magnitude (see pipelines/augment).')
+flags.DEFINE_float('randaugment_magnitude', 9.0, 'RandAugment magnitude M, 0..10 (see pipelines/augment).')
 flags.DEFINE_float('mixup_alpha', 0.2, 'Mixup Beta(alpha, alpha).')
 flags.DEFINE_float('cutmix_alpha', 1.0, 'CutMix Beta(alpha, alpha).')
 flags.DEFINE_float('erasing_probability', 0.25, 'Random erasing probability per image.')
 # Model.
 flags.DEFINE_string('model', None, 'Model family (see models/registry.py).')
-flags.DEFINE_string('head', None, 'Head: gap | seed_caltech | seed_cifar.')
-flags.DEFINE_string('weights', None, 'imagenet | none | PATH to .weights.h5 or .keras.')
+flags.DEFINE_string('head', None, 'Head: gap | seed_caltech | seed_cifar (default: the preset\'s; with '
+                    '--model, the family\'s: gap).')
+flags.DEFINE_string('weights', None, 'imagenet | none | PATH to .weights.h5 or .keras (default: the '
+                    'preset\'s; with --model, the family\'s: imagenet where it has them).')
 flags.DEFINE_float('dropout', 0.2, 'Dropout rate of the head.')
 flags.DEFINE_integer('image_size', None, 'Training image side in pixels.')
 flags.DEFINE_string('precision', 'auto', 'auto | float32 | mixed_float16 | mixed_bfloat16.')
@@ -59,6 +63,8 @@ flags.DEFINE_float('weight_decay', None, 'Decoupled weight decay (default: the d
 flags.DEFINE_float('warmup_epochs', None, 'Linear warmup length in epochs (default: the preset).')
 flags.DEFINE_string('schedule', 'cosine', 'Learning-rate schedule after warmup: cosine | constant.')
 flags.DEFINE_float('ema_decay', 0.0, 'EMA of weights for evaluation; 0 = off (e.g. 0.999).')
+flags.DEFINE_float('momentum', 0.9, 'Momentum of sgd (Nesterov) and rmsprop.')
+flags.DEFINE_float('clipnorm', 0.0, 'Clip each gradient to this L2 norm; 0 = off.')
 flags.DEFINE_float('label_smoothing', 0.0, 'Label smoothing of the cross-entropy.')
 # The run.
 flags.DEFINE_string('model_dir', None, 'Output folder (default: runs/DATASET-MODEL).')
@@ -75,6 +81,32 @@ flags.DEFINE_string('data_service_mode', 'distributed_epoch', 'distributed_epoch
 flags.DEFINE_float('data_service_stall_timeout_s', 300.0, 'Fail when the data service sends no batch '
                    'this long (a dead worker); must exceed the slowest normal gap between batches.')
 flags.DEFINE_bool('benchmark', False, 'Measure the model-side ceiling vs end-to-end instead of training.')
+
+# The TrainConfig field ('section.field') each flag sets. A flag's default must be that field's default,
+# or None where the dataset preset supplies the value (`preset` keys) or the field has none.
+FLAG_FIELDS = {
+    'dataset': 'source.dataset', 'data_dir': 'source.data_dir', 'manual_dir': 'source.manual_dir',
+    'config': 'source.config', 'max_image_pixels': 'source.max_image_pixels',
+    'allow_modified_archive': 'source.allow_modified_archive', 'download': 'source.download',
+    'synthetic_data': 'run.synthetic_data', 'validation_split': 'pipeline.validation_fraction',
+    'cache': 'pipeline.cache', 'ram_budget_gb': 'pipeline.ram_budget_bytes',
+    'augment': 'augment.policy', 'randaugment_layers': 'augment.randaugment_layers',
+    'randaugment_magnitude': 'augment.randaugment_magnitude', 'mixup_alpha': 'augment.mixup_alpha',
+    'cutmix_alpha': 'augment.cutmix_alpha', 'erasing_probability': 'augment.erasing_probability',
+    'model': 'model.name', 'head': 'model.head', 'weights': 'model.weights', 'dropout': 'model.dropout',
+    'image_size': 'model.image_size', 'precision': 'run.precision', 'jit_compile': 'run.jit_compile',
+    'steps_per_execution': 'run.steps_per_execution', 'freeze_backbone_epochs': 'run.freeze_backbone_epochs',
+    'batch_size': 'pipeline.batch_size', 'epochs': 'run.epochs', 'steps_per_epoch': 'run.steps_per_epoch',
+    'optimizer': 'optimizer.name', 'learning_rate': 'optimizer.learning_rate',
+    'base_batch_size': 'optimizer.base_batch_size', 'weight_decay': 'optimizer.weight_decay',
+    'warmup_epochs': 'optimizer.warmup_epochs', 'schedule': 'optimizer.schedule',
+    'ema_decay': 'optimizer.ema_decay', 'momentum': 'optimizer.momentum', 'clipnorm': 'optimizer.clipnorm',
+    'label_smoothing': 'run.label_smoothing', 'model_dir': 'run.model_dir', 'seed': 'run.seed',
+    'deterministic': 'run.deterministic', 'checkpoint_every_steps': 'run.checkpoint_every_steps',
+    'overwrite': 'run.overwrite', 'strategy': 'run.strategy', 'backend': 'run.backend',
+    'data_service': 'run.data_service', 'data_service_mode': 'run.data_service_mode',
+    'data_service_stall_timeout_s': 'run.data_service_stall_timeout_s', 'benchmark': 'run.benchmark',
+}
 
 
 def _preset_or(flag_name: str, preset: dict, key: str | None = None):
@@ -103,8 +135,36 @@ def _dataset_spec(source):
     return spec
 
 
+def _preset(spec) -> tuple[dict, list[str]]:
+    """The dataset's preset as this run uses it, and a note for each value changed from it.
+
+    The preset's weights and head were chosen for its own model: when `--model` picks another family,
+    that family's defaults replace them (an explicit `--weights` / `--head` still wins).
+    """
+    from models.config import family_defaults
+
+    preset, notes = dict(spec.preset), []
+    if FLAGS.model is not None and FLAGS.model != preset['model']:
+        own = family_defaults(FLAGS.model)  # raises naming --model and the valid names
+        changed = {k: v for k, v in own.items() if v != preset[k] and FLAGS[k].value is None}
+        if changed:
+            notes.append(f'--model={FLAGS.model} replaces the {spec.name} preset\'s {preset["model"]}, so '
+                         + ', '.join(f'{k}={v} (the family\'s default; preset: {preset[k]})'
+                                     for k, v in changed.items())
+                         + '; --' + ' / --'.join(changed) + ' set them')
+        preset.update(own)
+    if FLAGS.synthetic_data:
+        preset['weights'] = 'none'  # random pixels gain nothing from pretrained weights
+    return preset, notes
+
+
 def config_from_flags():
     """Turns the flags, once, into a frozen TrainConfig (raises ValueError naming a bad flag)."""
+    return _config_and_notes()[0]
+
+
+def _config_and_notes():
+    """The TrainConfig and the notes on preset values this run replaced (printed with the config)."""
     from models.config import ModelConfig
     from pipelines import datasets
     from pipelines.augment import AugmentConfig, cache_size_for
@@ -126,9 +186,7 @@ def config_from_flags():
                           config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
                           download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels)
     spec = _dataset_spec(source)
-    preset = dict(spec.preset)
-    if FLAGS.synthetic_data:
-        preset['weights'] = 'none'  # random pixels gain nothing from pretrained weights
+    preset, notes = _preset(spec)
     num_classes = spec.num_classes
     image_size = _preset_or('image_size', preset)
     batch_flag = str(_preset_or('batch_size', preset))
@@ -137,13 +195,12 @@ def config_from_flags():
         batch_size = preset['batch_size'] if auto_batch else int(batch_flag)
     except ValueError:
         raise ValueError(f'--batch_size={batch_flag!r} is not valid; use a positive integer or "auto"') from None
-    augment_kwargs = {} if FLAGS.randaugment_magnitude is None else {
-        'randaugment_magnitude': FLAGS.randaugment_magnitude}
+    # The seed and determinism go to RunConfig only; TrainConfig passes them down.
     augment = AugmentConfig(
         policy=_preset_or('augment', preset), image_size=image_size, num_classes=num_classes,
-        randaugment_layers=FLAGS.randaugment_layers, mixup_alpha=FLAGS.mixup_alpha,
-        cutmix_alpha=FLAGS.cutmix_alpha, erasing_probability=FLAGS.erasing_probability,
-        seed=FLAGS.seed, **augment_kwargs)
+        randaugment_layers=FLAGS.randaugment_layers, randaugment_magnitude=FLAGS.randaugment_magnitude,
+        mixup_alpha=FLAGS.mixup_alpha, cutmix_alpha=FLAGS.cutmix_alpha,
+        erasing_probability=FLAGS.erasing_probability)
     model_name = _preset_or('model', preset)
     model = ModelConfig(name=model_name, num_classes=num_classes, image_size=image_size,
                         weights=_preset_or('weights', preset), head=_preset_or('head', preset),
@@ -158,11 +215,12 @@ def config_from_flags():
         cache_dir=os.path.join(data_root, 'cache', f'{spec.name}-{FLAGS.config or "default"}-'
                                f'{spec.data_version + "-" if spec.data_version else ""}{cache_size}px'),
         ram_budget_bytes=None if FLAGS.ram_budget_gb is None else int(FLAGS.ram_budget_gb * 2**30),
-        validation_fraction=FLAGS.validation_split, seed=FLAGS.seed, deterministic=FLAGS.deterministic)
+        validation_fraction=FLAGS.validation_split)
     optimizer = OptimizerConfig(
         name=_preset_or('optimizer', preset), learning_rate=_preset_or('learning_rate', preset),
         base_batch_size=FLAGS.base_batch_size, weight_decay=_preset_or('weight_decay', preset),
-        warmup_epochs=_warmup_epochs(preset), schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay)
+        warmup_epochs=_warmup_epochs(preset), schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay,
+        momentum=FLAGS.momentum, clipnorm=FLAGS.clipnorm)
     run = RunConfig(
         model_dir=FLAGS.model_dir or os.path.join('runs', f'{spec.name}-{model_name}'),
         epochs=_preset_or('epochs', preset), steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed,
@@ -176,7 +234,7 @@ def config_from_flags():
         data_service_mode=FLAGS.data_service_mode,
         data_service_stall_timeout_s=FLAGS.data_service_stall_timeout_s, benchmark=FLAGS.benchmark)
     return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model,
-                       optimizer=optimizer, run=run)
+                       optimizer=optimizer, run=run), notes
 
 
 def _fail(message: str, code: int) -> None:
@@ -186,21 +244,23 @@ def _fail(message: str, code: int) -> None:
 
 def select_backend() -> None:
     """Makes `--backend` (else $KERAS_BACKEND, else tensorflow) Keras' backend; before Keras is imported."""
-    backend = FLAGS.backend or os.environ.get('KERAS_BACKEND') or 'tensorflow'
-    if backend not in ('tensorflow', 'jax'):
-        _fail(f'--backend={backend!r} (or KERAS_BACKEND) is not valid; valid: tensorflow, jax', 2)
-    os.environ['KERAS_BACKEND'] = backend
+    from training import backend
+
+    try:
+        backend.select(FLAGS.backend)
+    except ValueError as e:
+        _fail(str(e), 2)
 
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f'unexpected arguments {argv[1:]}; every setting is a --flag', 2)
+        _fail(f'unexpected arguments {argv[1:]}; every setting is a flag, e.g. --epochs=5', 2)
     select_backend()
     from training import native_stderr
 
     try:
         with native_stderr.held_back(drop_on=(ValueError,)):
-            cfg = config_from_flags()
+            cfg, notes = _config_and_notes()
             from training import strategy as strategy_lib
             # The strategy comes first (multi-worker collectives must be configured before the
             # runtime starts); device start-up logs here, held back; we print one line instead.
@@ -213,6 +273,8 @@ def main(argv):
     print(f'devices: {", ".join(strategy_lib.device_names(strategy))} (Keras backend '
           f'{cfg.run.backend})', flush=True)
     print('config:\n' + cfg.to_json(), flush=True)
+    for note in notes:
+        print(f'config: {note}', flush=True)
 
     from models.weights import WeightsError
     from pipelines.sources import DataMissingError

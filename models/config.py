@@ -13,13 +13,14 @@ MAX_IMAGE_SIZE = 2048
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """What `build_model` builds; every field is one `train.py` flag.
+    """What `build_model` builds; each field but `num_classes` (the dataset's) is a `train.py` flag.
 
     Attributes:
         name: registry name (`--model`), e.g. 'convnext_tiny', 'cifar_resnet9'.
-        num_classes: width of the softmax output.
+        num_classes: width of the softmax output (the dataset's classes).
         image_size: side of the square input in pixels (`--image_size`).
-        weights: 'imagenet', 'none', or a path to a `.weights.h5` / `.keras` file (`--weights`).
+        weights: 'imagenet', 'none', or a path to a `.weights.h5` / `.keras` file (`--weights`); a family's
+            own default is `family_defaults(name)['weights']`.
         head: 'gap' (default), 'seed_caltech' or 'seed_cifar' (`--head`).
         dropout: dropout rate of the head (`--dropout`), in [0, 1).
     """
@@ -59,3 +60,15 @@ class ModelConfig:
             raise ValueError(
                     f'--weights={self.weights!r} is not imagenet, none, or a path ending in .weights.h5 or .keras '
                     f'(legacy full-model .h5 files are refused: they bypass Keras safe_mode)')
+
+
+def family_defaults(name: str) -> dict[str, str]:
+    """The `weights` and `head` a model family gets when nothing chose them for it.
+
+    ImageNet weights where the family has them (fine-tuning beats training from scratch on every dataset
+    here), else none; the plain `gap` head, which fits any backbone (the seed heads belong to the seed
+    reports' models). Raises ValueError naming --model for an unknown name.
+    """
+    family = registry.get_family(name)
+    head = next(f.default for f in dataclasses.fields(ModelConfig) if f.name == 'head')
+    return {'weights': 'none' if family.imagenet_weights_file is None else 'imagenet', 'head': head}

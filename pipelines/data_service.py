@@ -25,14 +25,10 @@ if typing.TYPE_CHECKING:
 
 AUTOTUNE = tf.data.AUTOTUNE
 MODES = ('distributed_epoch', 'parallel_epochs')
-# Encoded records are ~10-100 KB, so this buffer costs a worker at most a few hundred MB.
-RECORD_SHUFFLE_BUFFER = 8192
 # Decoded uint8 images in a parallel_epochs worker's shuffle buffer: 2,048 x 224 px = 300 MB.
 _DECODED_SHUFFLE_BYTES = 300 * 1000 * 1000
 # A trainer that gets no batch from the service for this long fails (a dead worker otherwise hangs it).
 DEFAULT_STALL_TIMEOUT_S = 300.0
-# Generated examples per epoch for `--synthetic_data` (made on the workers, never shipped from the trainer).
-SYNTHETIC_EXAMPLES = 2048
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +117,7 @@ def worker_pipeline(records: tf.data.Dataset, *, mode: str, batch_size: int, ima
         # The records themselves stay the source, so the dispatcher can split them across workers
         # (a seed dataset wrapped around them would be the one-element source, one split, one
         # worker). Workers read disjoint splits, so a shared graph-level seed is harmless here.
-        ds = records.shuffle(min(num_examples, RECORD_SHUFFLE_BUFFER), reshuffle_each_iteration=True)
+        ds = records.shuffle(min(num_examples, decode.RECORD_SHUFFLE_BUFFER), reshuffle_each_iteration=True)
         ds = ds.map(decoder, num_parallel_calls=AUTOTUNE, deterministic=False)
         ds = ds.batch(batch_size, drop_remainder=False)
     elif mode == 'parallel_epochs':
@@ -274,7 +270,7 @@ def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.
     Returns:
         An infinite dataset of static-shape batches, auto-sharding off.
     """
-    from pipelines import datasets, pipeline, sources  # pylint: disable=import-outside-toplevel
+    from pipelines import datasets, pipeline, sources, synthetic  # pylint: disable=import-outside-toplevel
 
     check_dispatcher(cfg.run.data_service)
     batch = (input_context.get_per_replica_batch_size(cfg.pipeline.batch_size) if input_context
@@ -285,9 +281,10 @@ def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.
                             stall_timeout_s=cfg.run.data_service_stall_timeout_s)
     spec = datasets.get_dataset_spec(cfg.source.dataset)
     if builder is None:
-        records = synthetic_records(SYNTHETIC_EXAMPLES, cfg.pipeline.cache_size, spec.num_classes,
+        # `--synthetic_data`: generated on the workers, never shipped from the trainer.
+        records = synthetic_records(synthetic.TRAIN_EXAMPLES, cfg.pipeline.cache_size, spec.num_classes,
                                     cfg.pipeline.seed)
-        num_train, decoder = SYNTHETIC_EXAMPLES, lambda image, label: (image, label)
+        num_train, decoder = synthetic.TRAIN_EXAMPLES, lambda image, label: (image, label)
     else:
         sizes = sources.split_sizes(builder)
         train_split, _, num_train, _ = pipeline.carve_validation(

@@ -10,6 +10,10 @@ are not resampled at all.
 
 import tensorflow as tf
 
+# Shuffle buffer for encoded records, wherever they are shuffled before this decode (no cache to shuffle
+# by index): records are ~10-100 KB, so this many cost at most a few hundred MB.
+RECORD_SHUFFLE_BUFFER = 8192
+
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
     """Decodes one JPEG/PNG/GIF/BMP record to uint8 [H, W, 3].

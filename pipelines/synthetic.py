@@ -8,6 +8,10 @@ from PIL import Image
 
 from pipelines import cache as cache_lib
 
+# Training examples of `--synthetic_data` (validation is carved from them): enough for a few epochs of
+# steps at any preset batch, little enough to generate in a second.
+TRAIN_EXAMPLES = 2048
+
 
 def random_examples(num_examples: int, image_size: int, num_classes: int, *,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -129,15 +129,13 @@ class BackupCallback(keras.callbacks.Callback):
     whose running loss is not finite is never saved, so the last good backup survives a NaN.
     """
 
-    def __init__(self, backup_dir: str, *, every_steps: int, initial_global_step: int,
-                 extra_state=None):
+    def __init__(self, backup_dir: str, *, every_steps: int, initial_global_step: int):
         super().__init__()
         self.backup_dir = backup_dir
         self.every_steps = every_steps
         self.global_step = initial_global_step
         self._epoch_base = initial_global_step
         self._last_saved = initial_global_step
-        self._extra_state = extra_state or (lambda: {})
         self.preempted = False
         self._previous_handler = None
 
@@ -178,8 +176,7 @@ class BackupCallback(keras.callbacks.Callback):
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         self.model.save_weights(os.path.join(tmp, _WEIGHTS), overwrite=True)
-        write_json_atomic(os.path.join(tmp, _META),
-                          {'global_step': self.global_step, **self._extra_state()})
+        write_json_atomic(os.path.join(tmp, _META), {'global_step': self.global_step})
         shutil.rmtree(final, ignore_errors=True)
         # A folder rename is atomic: a backup is either complete or absent.
         os.replace(tmp, final)

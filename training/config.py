@@ -5,16 +5,16 @@ import json
 from typing import Any
 
 from models.config import ModelConfig
+from models.precision import JIT_CHOICES, PRECISIONS
 from pipelines.augment import AugmentConfig
+from pipelines.data_service import DEFAULT_STALL_TIMEOUT_S, MODES as DATA_SERVICE_MODES
 from pipelines.pipeline import PipelineConfig
 from pipelines.sources import SourceConfig
+from training.backend import BACKENDS
 from training.optimizers import OptimizerConfig
+from training.strategy import STRATEGIES
 
-PRECISIONS = ('auto', 'float32', 'mixed_float16', 'mixed_bfloat16')
-JIT_COMPILE = ('auto', 'true', 'false')
-STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu', 'data_parallel')
-BACKENDS = ('tensorflow', 'jax')
-DATA_SERVICE_MODES = ('distributed_epoch', 'parallel_epochs')
+# The choices are defined where they are acted on; RunConfig checks a flag against them early.
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -36,8 +36,10 @@ class RunConfig:
       model_dir: where config, checkpoints, backup, logs, plots and results go.
       epochs: training epochs.
       steps_per_epoch: optimizer steps per epoch; 0 means one pass over the training split.
-      seed: seeds weights init, shuffling and augmentation.
-      deterministic: bit-identical reruns on CPU (op determinism, ordered tf.data), slower.
+      seed: the run's one seed: weights init here, and `TrainConfig` copies it into the pipeline's
+        shuffles and the augmenter's draws.
+      deterministic: bit-identical reruns on CPU (op determinism, ordered tf.data), slower; `TrainConfig`
+        copies it into the pipeline config.
       synthetic_data: random tensors of the dataset's shape instead of the dataset.
       precision: Keras dtype policy; `auto` picks per accelerator.
       jit_compile: XLA for the train step; `auto` uses it on GPU/TPU.
@@ -45,7 +47,7 @@ class RunConfig:
       label_smoothing: for the cross-entropy loss.
       freeze_backbone_epochs: epochs that train only the head before the backbone is unfrozen.
       checkpoint_every_steps: in-epoch backup period for resuming after a kill; 0 = epoch ends only.
-      overwrite: allow a different config in an existing `model_dir` (the old run is moved aside).
+      overwrite: allow a different config in an existing `model_dir` (the old run there is deleted).
       auto_batch_size: probe the largest batch that fits the accelerator.
       strategy: tf.distribute strategy (TensorFlow backend), or data_parallel (JAX backend).
       backend: the Keras backend the run uses (`--backend` / KERAS_BACKEND), recorded in config.json.
@@ -74,7 +76,7 @@ class RunConfig:
     backend: str = 'tensorflow'
     data_service: str = ''
     data_service_mode: str = 'distributed_epoch'
-    data_service_stall_timeout_s: float = 300.0
+    data_service_stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     benchmark: bool = False
 
     def __post_init__(self):
@@ -86,7 +88,7 @@ class RunConfig:
         _check_positive('freeze_backbone_epochs', self.freeze_backbone_epochs, allow_zero=True)
         _check_positive('checkpoint_every_steps', self.checkpoint_every_steps, allow_zero=True)
         _check_choice('precision', self.precision, PRECISIONS)
-        _check_choice('jit_compile', self.jit_compile, JIT_COMPILE)
+        _check_choice('jit_compile', self.jit_compile, JIT_CHOICES)
         _check_choice('strategy', self.strategy, STRATEGIES)
         _check_choice('backend', self.backend, BACKENDS)
         _check_choice('data_service_mode', self.data_service_mode, DATA_SERVICE_MODES)
@@ -103,7 +105,11 @@ class RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything one training run needs, resolved from a dataset preset and flag overrides."""
+    """Everything one training run needs, resolved from a dataset preset and flag overrides.
+
+    `run.seed` and `run.deterministic` are the run's only copies that count: the pipeline and the
+    augmenter keep their own fields (each is usable alone), and this config overwrites them from `run`.
+    """
 
     source: SourceConfig
     pipeline: PipelineConfig
@@ -111,6 +117,12 @@ class TrainConfig:
     model: ModelConfig
     optimizer: OptimizerConfig
     run: RunConfig
+
+    def __post_init__(self):
+        # Frozen: the derived copies are set through object.__setattr__, once, before anyone reads them.
+        object.__setattr__(self, 'pipeline', dataclasses.replace(
+            self.pipeline, seed=self.run.seed, deterministic=self.run.deterministic))
+        object.__setattr__(self, 'augment', dataclasses.replace(self.augment, seed=self.run.seed))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

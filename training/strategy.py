@@ -10,6 +10,12 @@ import tensorflow as tf
 from absl import logging
 
 
+# `--strategy` values per Keras backend: TensorFlow's tf.distribute engines, or Keras' own distribution on JAX.
+TF_STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu')
+JAX_STRATEGIES = ('auto', 'one_device', 'data_parallel')
+STRATEGIES = tuple(dict.fromkeys(TF_STRATEGIES + JAX_STRATEGIES))
+
+
 class StrategyError(Exception):
     """One-line message: the strategy asked for cannot run here, and what to do instead."""
 
@@ -83,17 +89,16 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
         gpus = tf.config.list_logical_devices('GPU')
         strategy = tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else '/cpu:0')
     else:
-        raise StrategyError(f'--strategy={name!r} is not valid; valid: auto, one_device, mirrored, '
-                            'multi_worker, tpu')
+        raise StrategyError(f'--strategy={name!r} is not valid; valid: {", ".join(TF_STRATEGIES)}')
     logging.info('--strategy=%s: %s with %d replica(s)', name, type(strategy).__name__,
                  strategy.num_replicas_in_sync)
     return strategy
 
 
 def _jax_data_parallel(name: str) -> tf.distribute.Strategy:
-    if name not in ('auto', 'one_device', 'data_parallel'):
+    if name not in JAX_STRATEGIES:
         raise StrategyError(f'--strategy={name} is a TensorFlow strategy; with KERAS_BACKEND=jax use '
-                            'auto, one_device or data_parallel (keras.distribution.DataParallel)')
+                            f'{", ".join(JAX_STRATEGIES)} (data_parallel: keras.distribution.DataParallel)')
     devices = keras.distribution.list_devices()
     if name != 'one_device' and len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))

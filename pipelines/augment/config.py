@@ -63,7 +63,7 @@ class AugmentConfig:
         if self.image_size < 8:
             raise ValueError(f'--image_size={self.image_size}: must be at least 8 pixels.')
         if self.num_classes < 1:
-            raise ValueError(f'--num_classes={self.num_classes}: must be at least 1.')
+            raise ValueError(f'num_classes={self.num_classes} (the dataset\'s classes): must be at least 1.')
         if self.randaugment_layers < 0:
             raise ValueError(f'--randaugment_layers={self.randaugment_layers}: must be >= 0.')
         if not 0.0 <= self.randaugment_magnitude <= 10.0:

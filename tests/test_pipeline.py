@@ -43,8 +43,10 @@ def test_every_placement_counts_shapes_and_evaluates_each_example_once(records, 
     if placement == 'device':
         assert first.shape == (BATCH,) and first.dtype == tf.int32
         indices, labels = next(iter(inputs.train))
-        images, gathered_labels = inputs.device_cache.gather(indices)
-        np.testing.assert_array_equal(gathered_labels.numpy(), labels.numpy())
+        # The device cache is the train split in decode order, so index i holds example (label) i.
+        np.testing.assert_array_equal(labels.numpy(), indices.numpy())
+        assert inputs.device_cache.shape == (N_TRAIN, SIZE, SIZE, 3)
+        images = tf.gather(inputs.device_cache, indices)
     else:
         assert inputs.device_cache is None
         assert first.shape == (BATCH, SIZE, SIZE, 3) and first.dtype == tf.uint8  # static, for XLA

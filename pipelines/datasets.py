@@ -44,7 +44,7 @@ FOLDER_TFDS_NAME = 'class_folders'
 
 
 DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
-    # SEEDS.md, "CIFAR-100, 10-epoch limit": EfficientNetV2-L + the report's head, RMSprop, 10 epochs.
+    # docs/SEEDS.md, "CIFAR-100, 10-epoch limit": EfficientNetV2-L + the report's head, RMSprop, 10 epochs.
     'cifar100': DatasetSpec(
         name='cifar100',
         tfds_name='cifar100',
@@ -67,7 +67,7 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
             'augment': 'none',  # the report used none
         }),
     ),
-    # SEEDS.md, "Caltech-256, unlimited epochs": ConvNeXt-XL + Flatten/softmax, Nadam, batch 32,
+    # docs/SEEDS.md, "Caltech-256, unlimited epochs": ConvNeXt-XL + Flatten/softmax, Nadam, batch 32,
     # 224 px, ImageDataGenerator's rotation 30 / shift 0.2 / flip (our fused on-device `seed` policy).
     'caltech256': DatasetSpec(
         name='caltech256',

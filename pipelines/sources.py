@@ -2,6 +2,9 @@
 
 import dataclasses
 import os
+import socket
+import threading
+import urllib.parse
 
 from absl import logging
 from etils import epath
@@ -34,6 +37,10 @@ class DataCorruptError(DataMissingError):
 # exactly its `num_bytes` of examples plus this per example, which makes truncation a size check.
 _TFRECORD_FRAMING_BYTES = 16
 _PREPARE_LOCK = '.prepare.lock'  # never 'incomplete': _remove_interrupted_builds would take it
+# How long the download host (or proxy) gets to accept a connection before a download starts: a machine
+# without network then fails in seconds, not after TFDS's retries (3.5 minutes); TFDS keeps those retries
+# for a network that is there but flaky.
+REACHABILITY_TIMEOUT_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +126,12 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
             raise DataMissingError(
                     f'{cfg.dataset} is not prepared in {builder.data_dir} and downloading is disabled; '
                     f'{_how_to_provide(spec.tfds_name, builder)}')
+        if manual_archive is None:
+            unreachable = unreachable_host(_download_urls(builder))
+            if unreachable is not None:
+                raise DataMissingError(
+                        f'could not download {cfg.dataset} ({unreachable}); '
+                        f'{_how_to_provide(spec.tfds_name, builder)}')
         try:
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=cfg.manual_dir))
         except (tfds.download.DownloadError, *_requests_errors()) as e:
@@ -365,6 +378,63 @@ def _how_to_provide(tfds_name: str, builder: tfds.core.DatasetBuilder) -> str:
                 'directory and pass --manual_dir=DIR, or run `python -m pipelines.prepare` where there is network')
     return (f'run `python -m pipelines.prepare --dataset={tfds_name}` where there is network and copy '
             f'{builder.data_dir} into --data_dir')
+
+
+def _download_urls(builder: tfds.core.DatasetBuilder) -> list[str]:
+    """The URLs the builder's checksums file lists (what TFDS will fetch); [] when it lists none."""
+    try:
+        return list(builder.url_infos or {})
+    except Exception:  # pylint: disable=broad-except  # no checksums file: nothing to check, TFDS decides
+        return []
+
+
+def unreachable_host(urls: list[str], timeout_s: float = REACHABILITY_TIMEOUT_S) -> str | None:
+    """'HOST:PORT is unreachable (why)' for the first host of `urls` that accepts no TCP connection within
+    `timeout_s` (name lookup included), or None when every host answers.
+
+    Behind a proxy ($https_proxy, $http_proxy, $all_proxy) the proxy is what must answer.
+    """
+    hosts = []
+    for url in urls:
+        parsed = urllib.parse.urlsplit(url)
+        proxy = _proxy_for(parsed.scheme)
+        target = urllib.parse.urlsplit(proxy) if proxy else parsed
+        if target.hostname:
+            port = target.port or (443 if target.scheme == 'https' else 80)
+            hosts.append((target.hostname, port))
+    for host, port in dict.fromkeys(hosts):
+        error = _connect_error(host, port, timeout_s)
+        if error is not None:
+            return f'{host}:{port} is unreachable: {error}'
+    return None
+
+
+def _proxy_for(scheme: str) -> str | None:
+    for name in (f'{scheme}_proxy', 'all_proxy'):
+        value = os.environ.get(name) or os.environ.get(name.upper())
+        if value:
+            return value if '://' in value else f'http://{value}'
+    return None
+
+
+def _connect_error(host: str, port: int, timeout_s: float) -> str | None:
+    """Why a TCP connection to host:port failed within `timeout_s`, or None when it was made.
+
+    In a thread: the socket timeout does not bound the name lookup, which can hang on a dead resolver.
+    """
+    result = []
+
+    def connect():
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            result.append(None)
+        except OSError as e:
+            result.append(f'{type(e).__name__}: {e.strerror or e}')
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return result[0] if result else f'no answer within {timeout_s:g} s'
 
 
 def _requests_errors() -> tuple[type[BaseException], ...]:

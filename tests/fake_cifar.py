@@ -1,5 +1,6 @@
 """CIFAR-100 in its real on-disk format (`cifar-100-binary`), generated, for TFDS's own builder."""
 
+import contextlib
 import pathlib
 from unittest import mock
 
@@ -39,6 +40,11 @@ def write_cifar100_binary(root: pathlib.Path, counts: dict[str, int], *, separab
     return root
 
 
+@contextlib.contextmanager
 def offline_download(extracted: pathlib.Path):
-    """Replaces only the network call: TFDS's cifar100 builder then parses the files itself."""
-    return mock.patch.object(tfds.download.DownloadManager, 'download_and_extract', return_value=extracted)
+    """Replaces only the network (the host check and the download): TFDS's cifar100 builder then parses
+    the files itself."""
+    from pipelines import sources  # pylint: disable=import-outside-toplevel
+    with mock.patch.object(sources, 'unreachable_host', return_value=None), \
+            mock.patch.object(tfds.download.DownloadManager, 'download_and_extract', return_value=extracted):
+        yield

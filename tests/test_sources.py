@@ -84,8 +84,10 @@ def test_modified_archive_is_a_value_error_naming_the_flag(tmp_path, manual_dir)
 def test_network_failure_becomes_data_missing(tmp_path):
     import requests  # pylint: disable=import-outside-toplevel
     cfg = sources.SourceConfig('caltech256', data_dir=str(tmp_path))
-    with mock.patch.object(tfds.download.DownloadManager, 'download',
-                           side_effect=requests.exceptions.ConnectionError('Name or service not known')):
+    # The host answers (so TFDS downloads), then the download itself fails: TFDS's error, mapped.
+    with mock.patch.object(sources, 'unreachable_host', return_value=None), \
+            mock.patch.object(tfds.download.DownloadManager, 'download',
+                              side_effect=requests.exceptions.ConnectionError('Name or service not known')):
         with pytest.raises(sources.DataMissingError, match='could not download caltech256'):
             sources.prepare(cfg)
 

@@ -21,7 +21,6 @@ class DatasetSpec:
         num_classes: classes in the default builder config.
         native_size: side of the stored images in pixels, or None when sizes vary.
         train_split / test_split: TFDS split names.
-        train_examples: examples in the default train split (for size estimates before loading).
         preset: defaults for every training flag the seed report fixed; flags override each.
         config_classes: classes per TFDS builder config where a config changes them.
         data_version: what the prepared data was built from (a folder's fingerprint); part of cache names.
@@ -33,7 +32,6 @@ class DatasetSpec:
     native_size: int | None
     train_split: str
     test_split: str
-    train_examples: int
     preset: Mapping[str, Any]
     config_classes: Mapping[str, int] = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     data_version: str = ''
@@ -52,7 +50,6 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
         native_size=32,
         train_split='train',
         test_split='test',
-        train_examples=50_000,
         preset=types.MappingProxyType({
             'model': 'efficientnetv2_l',
             'head': 'seed_cifar',
@@ -76,7 +73,6 @@ DATASETS: Mapping[str, DatasetSpec] = types.MappingProxyType({
         native_size=None,
         train_split='train',
         test_split='test',
-        train_examples=24_485,
         preset=types.MappingProxyType({
             'model': 'convnext_xlarge',
             'head': 'seed_caltech',
@@ -134,7 +130,7 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     if name == FOLDER:
         return DatasetSpec(name=FOLDER, tfds_name=FOLDER_TFDS_NAME, num_classes=0, native_size=None,
-                           train_split='train', test_split='test', train_examples=0, preset=general_preset())
+                           train_split='train', test_split='test', preset=general_preset())
     from pipelines import catalog  # pylint: disable=import-outside-toplevel  # TFDS only for catalog names
     catalog.check_name(name, sorted([*DATASETS, FOLDER]))
     return catalog_spec(name)
@@ -152,7 +148,7 @@ def catalog_spec(name: str, config: str | None = None, data_dir: str | None = No
     train, test = catalog.train_test_splits(name, splits) if splits else ('train', 'test')
     return DatasetSpec(name=name, tfds_name=name, num_classes=facts['num_classes'],
                        native_size=facts['native_size'], train_split=train, test_split=test,
-                       train_examples=splits.get(train, 0), preset=general_preset())
+                       preset=general_preset())
 
 
 def num_classes(spec: DatasetSpec, config: str | None) -> int:

@@ -17,9 +17,6 @@ from pipelines import synthetic
 from pipelines.datasets import DatasetSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Encoded records are ~10-100 KB, so a shuffle buffer of this many costs at most a few hundred MB; used
-# only where there is no in-memory cache to shuffle by index.
-_RECORD_SHUFFLE_BUFFER = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +240,16 @@ def _cache_key(name: str, split: str, size: int, input_context) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', f'{name}_{split}_{size}px{shard}')
 
 
+@dataclasses.dataclass(frozen=True)
+class _Placed:
+    """What one cache placement builds: the training stream, the evaluation sets, and the split sizes."""
+
+    train_from: Callable[[int], tf.data.Dataset]
+    evals: dict[str, tf.data.Dataset]
+    counts: dict[str, int]
+    device_cache: np.ndarray | tf.Tensor | None = None
+
+
 def inputs_from_records(train_records: tf.data.Dataset,
                         validation_records: tf.data.Dataset | None,
                         test_records: tf.data.Dataset,
@@ -266,62 +273,86 @@ def inputs_from_records(train_records: tf.data.Dataset,
                                       ram_budget_bytes=cfg.ram_budget_bytes, cache_dir=cfg.cache_dir)
     logging.info('%s', decision.reason)
     batch = _per_replica_batch(cfg, input_context)
-    decoder = decode.make_decoder(cfg.cache_size)
-    decoded = lambda records: decode_for_cache(records, cfg.cache_size)  # noqa: E731
-
     splits = {'train': train_records, 'validation': validation_records, 'test': test_records}
-    device_cache = None
+    splits = {k: v for k, v in splits.items() if v is not None}
     if decision.placement in ('memory', 'device'):
-        hosts = {k: cache_lib.materialize(decoded(v), cfg.cache_size) for k, v in splits.items() if v is not None}
-        counts = {k: h.num_examples for k, h in hosts.items()}
-        if decision.placement == 'device':
-            device_cache = hosts['train'].pixels()
-            train = functools.partial(train_indices_for_device, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
-        else:
-            train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
-        evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
+        hosts = {k: cache_lib.materialize(decode_for_cache(v, cfg.cache_size), cfg.cache_size)
+                 for k, v in splits.items()}
+        placed = _from_host_caches(hosts, batch, cfg, on_device=decision.placement == 'device')
     elif decision.placement == 'disk':
-        # The memory cache's layout in a memory-mapped file: the same gathers, pages from the OS page cache.
-        budget = cfg.ram_budget_bytes if cfg.ram_budget_bytes is not None else cache_lib.default_ram_budget()
-        # Over the budget, the pages this process keeps mapped stay within it (the page cache holds the rest).
-        limit = budget if cache_lib.cached_bytes(num_examples, cfg.cache_size) > budget else None
-        hosts = {}
-        for k, v in splits.items():
-            if v is None:
-                continue
-            # Train and validation depend on where the validation slice is cut: part of their name.
-            split = k if k == 'test' else f'{k}_val{cfg.validation_fraction:g}'
-            key = _cache_key(cache_name, split, cfg.cache_size, input_context)
-            hosts[k] = cache_lib.file_cache(decoded(v), cache_lib.file_cache_path(cfg.cache_dir, key),
-                                            settings={'source': cache_name, 'split': split,
-                                                      'image_size': cfg.cache_size},
-                                            resident_limit_bytes=limit)
-        counts = {k: h.num_examples for k, h in hosts.items()}
-        train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed,
-                                  deterministic=cfg.deterministic)
-        evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
-    else:  # none: decode every epoch
-        counts = {k: _count(v) for k, v in splits.items() if v is not None}
-        train = functools.partial(train_from_stream, train_records, batch, seed=cfg.seed, deterministic=cfg.deterministic,
-                                  shuffle_buffer=min(counts['train'], _RECORD_SHUFFLE_BUFFER), decoder=decoder)
-        evals = {k: eval_from_stream(v, batch, decoder) for k, v in splits.items() if v is not None and k != 'train'}
+        hosts = _disk_caches(splits, cfg, num_examples=num_examples, cache_name=cache_name,
+                             input_context=input_context)
+        placed = _from_host_caches(hosts, batch, cfg, on_device=False)
+    else:  # none
+        placed = _decoded_every_epoch(splits, batch, cfg)
+    return _inputs(placed, cfg, class_names=tuple(class_names), cache_decision=decision.reason,
+                   input_context=input_context)
 
+
+def _from_host_caches(hosts: dict[str, cache_lib.HostCache], batch: int, cfg: PipelineConfig, *,
+                      on_device: bool) -> _Placed:
+    """Placements memory, disk (host caches, in RAM or mapped) and device (the train cache on the device)."""
+    stream = train_indices_for_device if on_device else train_from_host_cache
+    return _Placed(
+            train_from=functools.partial(stream, hosts['train'], batch, seed=cfg.seed,
+                                         deterministic=cfg.deterministic),
+            evals={k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'},
+            counts={k: h.num_examples for k, h in hosts.items()},
+            device_cache=hosts['train'].pixels() if on_device else None)
+
+
+def _disk_caches(splits: dict[str, tf.data.Dataset], cfg: PipelineConfig, *, num_examples: int,
+                 cache_name: str, input_context) -> dict[str, cache_lib.HostCache]:
+    """The memory cache's layout in a memory-mapped file per split: pages from the OS page cache."""
+    budget = cfg.ram_budget_bytes if cfg.ram_budget_bytes is not None else cache_lib.default_ram_budget()
+    # Over the budget, the pages this process keeps mapped stay within it (the page cache holds the rest).
+    limit = budget if cache_lib.cached_bytes(num_examples, cfg.cache_size) > budget else None
+    hosts = {}
+    for k, v in splits.items():
+        # Train and validation depend on where the validation slice is cut: part of their name.
+        split = k if k == 'test' else f'{k}_val{cfg.validation_fraction:g}'
+        key = _cache_key(cache_name, split, cfg.cache_size, input_context)
+        hosts[k] = cache_lib.file_cache(decode_for_cache(v, cfg.cache_size),
+                                        cache_lib.file_cache_path(cfg.cache_dir, key),
+                                        settings={'source': cache_name, 'split': split,
+                                                  'image_size': cfg.cache_size},
+                                        resident_limit_bytes=limit)
+    return hosts
+
+
+def _decoded_every_epoch(splits: dict[str, tf.data.Dataset], batch: int, cfg: PipelineConfig) -> _Placed:
+    """Placement none: no cache, every epoch decodes the encoded records again."""
+    decoder = decode.make_decoder(cfg.cache_size)
+    counts = {k: _count(v) for k, v in splits.items()}
+    return _Placed(
+            train_from=functools.partial(train_from_stream, splits['train'], batch, seed=cfg.seed,
+                                         deterministic=cfg.deterministic,
+                                         shuffle_buffer=min(counts['train'], decode.RECORD_SHUFFLE_BUFFER),
+                                         decoder=decoder),
+            evals={k: eval_from_stream(v, batch, decoder) for k, v in splits.items() if k != 'train'},
+            counts=counts)
+
+
+def _inputs(placed: _Placed, cfg: PipelineConfig, *, class_names: tuple[str, ...], cache_decision: str,
+            input_context: tf.distribute.InputContext | None = None) -> Inputs:
+    """Inputs from what a placement built; refuses a batch larger than the training split."""
     # A step consumes one per-replica batch on every replica this input pipeline feeds.
     pipelines = input_context.num_input_pipelines if input_context is not None else 1
-    steps = counts['train'] // (cfg.batch_size // pipelines)
+    steps = placed.counts['train'] // (cfg.batch_size // pipelines)
     if steps == 0:
-        raise ValueError(f'--batch_size={cfg.batch_size} is larger than the {counts["train"]} training examples')
+        raise ValueError(f'--batch_size={cfg.batch_size} is larger than the {placed.counts["train"]} '
+                         'training examples')
     return Inputs(
-            train_from=train,
+            train_from=placed.train_from,
             steps_per_epoch=steps,
-            validation=evals.get('validation'),
-            test=evals['test'],
-            num_train=counts['train'],
-            num_validation=counts.get('validation', 0),
-            num_test=counts['test'],
-            class_names=tuple(class_names),
-            device_cache=device_cache,
-            cache_decision=decision.reason,
+            validation=placed.evals.get('validation'),
+            test=placed.evals['test'],
+            num_train=placed.counts['train'],
+            num_validation=placed.counts.get('validation', 0),
+            num_test=placed.counts['test'],
+            class_names=class_names,
+            device_cache=placed.device_cache,
+            cache_decision=cache_decision,
     )
 
 
@@ -358,38 +389,21 @@ def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
     )
 
 
-def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *, num_train: int = 2048,
-                           num_test: int = 512) -> Inputs:
+def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *,
+                           num_train: int = synthetic.TRAIN_EXAMPLES, num_test: int = 512) -> Inputs:
     """Inputs of random uint8 tensors with the dataset's shape and classes (`--synthetic_data`).
 
-    They are generated in memory, so every placement but `device` uses the in-memory path.
+    They are generated in memory, so every placement but `device` uses the memory placement's builder.
     """
     images, labels = synthetic.random_examples(num_train + num_test, cfg.cache_size, spec.num_classes,
                                                seed=cfg.seed)
     num_val = int(round(num_train * cfg.validation_fraction))
     fit = num_train - num_val
     parts = {'train': slice(0, fit), 'validation': slice(fit, num_train), 'test': slice(num_train, None)}
-    hosts = {k: cache_lib.host_cache_from_arrays(images[s], labels[s]) for k, s in parts.items()}
-    batch = cfg.batch_size
-    device_cache = None
-    if cfg.cache == 'device':
-        device_cache = hosts['train'].pixels()
-        train = functools.partial(train_indices_for_device, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
-    else:
-        train = functools.partial(train_from_host_cache, hosts['train'], batch, seed=cfg.seed, deterministic=cfg.deterministic)
-    if fit // batch == 0:
-        raise ValueError(f'--batch_size={batch} is larger than the {fit} synthetic training examples')
+    hosts = {k: cache_lib.host_cache_from_arrays(images[s], labels[s]) for k, s in parts.items()
+             if k != 'validation' or num_val}
     placement = 'device' if cfg.cache == 'device' else 'memory'
-    return Inputs(
-            train_from=train,
-            steps_per_epoch=fit // batch,
-            validation=eval_from_host_cache(hosts['validation'], batch) if num_val else None,
-            test=eval_from_host_cache(hosts['test'], batch),
-            num_train=fit,
-            num_validation=num_val,
-            num_test=num_test,
-            class_names=tuple(f'class_{i:03d}' for i in range(spec.num_classes)),
-            device_cache=device_cache,
-            cache_decision=f'cache={placement}: synthetic data ({num_train + num_test:,} random '
-                           f'{cfg.cache_size}x{cfg.cache_size}x3 uint8 images) is generated in memory',
-    )
+    return _inputs(_from_host_caches(hosts, cfg.batch_size, cfg, on_device=placement == 'device'), cfg,
+                   class_names=tuple(f'class_{i:03d}' for i in range(spec.num_classes)),
+                   cache_decision=f'cache={placement}: synthetic data ({num_train + num_test:,} random '
+                                  f'{cfg.cache_size}x{cfg.cache_size}x3 uint8 images) is generated in memory')

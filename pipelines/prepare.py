@@ -19,7 +19,8 @@ from pipelines.datasets import DATASETS
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
-    """Defines the source flags on `flag_values`; `train.py` may call this to take the same flags."""
+    """Defines the source flags on `flag_values` (train.py defines the same names with the same defaults,
+    which tests/test_defaults.py checks against `SourceConfig`)."""
     flags.DEFINE_string('dataset', None, f'Dataset to prepare: {", ".join(sorted(DATASETS))}, folder (with '
                         '--manual_dir), or a TFDS image-classification name.', flag_values=flag_values)
     flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: ~/tensorflow_datasets).',

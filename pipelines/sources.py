@@ -278,7 +278,7 @@ def dataset_spec(cfg: SourceConfig) -> datasets.DatasetSpec:
                          'to split, or test/ is empty); add images')
     config_name = builder.builder_config.name
     return dataclasses.replace(spec, name=f'{datasets.FOLDER}-{config_name}',
-                               num_classes=len(class_names(builder)), train_examples=sizes['train'],
+                               num_classes=len(class_names(builder)),
                                data_version=builder.info.metadata['fingerprint']['digest'][:12])
 
 

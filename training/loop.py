@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl import logging
 
 from models.builder import build_model, set_backbone_trainable
-from models.precision import resolve_jit_compile, resolve_precision
+from models.precision import apply_precision, resolve_jit_compile
 from pipelines import datasets, sources
 from pipelines.augment import Augmenter
 from pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
@@ -30,7 +30,7 @@ class TrainingError(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """How the run ended: `finished`, `already_finished`, `preempted` or `non_finite_loss`."""
+    """How the run ended: `finished`, `already_finished` or `preempted` (a non-finite loss raises)."""
 
     status: str
     results: dict | None
@@ -97,8 +97,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     keras.utils.set_random_seed(cfg.run.seed)
     if cfg.run.deterministic:
         tf.config.experimental.enable_op_determinism()
-    precision = resolve_precision(cfg.run.precision)
-    keras.mixed_precision.set_global_policy(precision)
+    precision = apply_precision(cfg.run.precision)
     jit_compile = resolve_jit_compile(cfg.run.jit_compile)
 
     train_cfg = _resolve_batch_size(cfg, strategy_lib.num_replicas(strategy))
@@ -122,11 +121,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         raise TrainingError(str(e)) from None
     except tf.errors.DataLossError as e:
         raise _data_loss(cfg, e) from None
-    batch_size = train_cfg.pipeline.batch_size
-    if inputs.num_train < batch_size:
-        raise TrainingError(
-            f'--batch_size={batch_size} is larger than the training split ({inputs.num_train} '
-            'examples); use a smaller --batch_size')
+    batch_size = train_cfg.pipeline.batch_size  # the pipeline refused one larger than the split
     steps_per_epoch = cfg.run.steps_per_epoch or inputs.steps_per_epoch
     print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
           f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
@@ -136,8 +131,9 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
           f'precision {precision}; jit_compile {jit_compile}; backend {keras.backend.backend()}',
           flush=True)
 
+    plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile)
     if not chief:
-        return _train_non_chief(train_cfg, inputs, run_dir, strategy, steps_per_epoch, jit_compile)
+        return _train_non_chief(plan, run_dir)
     state = run_dir.claim(cfg)
     if state == 'finished':
         results = evaluation_results(run_dir)
@@ -145,7 +141,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
               f'top1={results.get("top1")}', flush=True)
         return RunOutcome('already_finished', results, run_dir.path)
     try:
-        return _train(train_cfg, inputs, run_dir, strategy, chief, steps_per_epoch, jit_compile)
+        return _train(plan, run_dir, chief=True)
     except tf.errors.UnknownError as e:
         run_dir.abandon()
         stalled = [line for line in str(e).splitlines() if 'DataServiceStalledError' in line]
@@ -174,125 +170,179 @@ def _data_loss(cfg: TrainConfig, error: tf.errors.DataLossError) -> Exception:
     return error if message is None else TrainingError(message)
 
 
-def _train_non_chief(cfg, inputs, run_dir, strategy, steps_per_epoch, jit_compile) -> RunOutcome:
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What every part of the training reads: the resolved config, its inputs and where it runs."""
+
+    cfg: TrainConfig
+    inputs: Inputs
+    strategy: tf.distribute.Strategy
+    steps_per_epoch: int
+    jit_compile: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Callbacks:
+    """The run's callbacks, by role, and the one Keras runs (it runs and times them all)."""
+
+    backup: backup.BackupCallback
+    nan: callbacks.NonFiniteLossCallback
+    history: callbacks.HistoryCallback
+    probe: time_split.InputProbe
+    timed: time_split.TimedCallbacks
+
+
+def _train_non_chief(plan: _Plan, run_dir: RunDir) -> RunOutcome:
     """A non-chief worker: trains in lockstep, restores from the chief's backup, writes only to a
     private temporary folder (every worker must take part in saves), which it removes at the end."""
-    out = strategy_lib.worker_dir(run_dir.path, strategy)
+    out = strategy_lib.worker_dir(run_dir.path, plan.strategy)
     try:
         private = RunDir(out)
         private.backup = os.path.join(out, 'backup')
-        return _train(cfg, inputs, private, strategy, False, steps_per_epoch, jit_compile,
-                      restore_from=run_dir.backup)
+        return _train(plan, private, chief=False, restore_from=run_dir.backup)
     finally:
         strategy_lib.remove_worker_dir(out, run_dir.path)
 
 
-def _train(cfg: TrainConfig, inputs: Inputs, run_dir: RunDir, strategy, chief: bool,
-           steps_per_epoch: int, jit_compile: bool, restore_from: str | None = None) -> RunOutcome:
-    epochs = cfg.run.epochs
-    batch_size = cfg.pipeline.batch_size
-    freeze_epochs = cfg.run.freeze_backbone_epochs
-    with strategy.scope():
-        classifier = build_model(cfg.model)
-        augmenter = Augmenter(cfg.augment, name='augmenter')
-        trainer = Trainer(classifier, augmenter, cfg.model.num_classes,
-                          device_cache=inputs.device_cache, name='trainer')
-        trainer.build()
-
-    def start_phase(frozen: bool, global_step: int):
-        """Freezes or unfreezes the backbone and compiles with a fresh optimizer for that phase.
-
-        Keras optimizers hold slots (and EMA averages) for exactly the variables they were built
-        with, so each phase gets its own; its step counter continues the run's, and so does the
-        learning-rate schedule.
-        """
-        with strategy.scope():
-            if freeze_epochs:
-                set_backbone_trainable(classifier, not frozen)
-            optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps_per_epoch,
-                                        epochs=epochs, global_batch_size=batch_size)
-            compile_trainer(trainer, cfg, optimizer, jit_compile)
-            trainer.optimizer.iterations.assign(global_step)
-
-    # The phase of the backup decides which optimizer its saved state fits.
+def _train(plan: _Plan, run_dir: RunDir, *, chief: bool, restore_from: str | None = None) -> RunOutcome:
+    """Build, restore, the fit phases, then the final evaluation and records."""
+    classifier, trainer = _build(plan)
     restore_from = restore_from or run_dir.backup
+    global_step, frozen = _restore(plan, classifier, trainer, restore_from, run_dir)
+    cbs = _callbacks(plan, run_dir, classifier, chief=chief, global_step=global_step)
+    _fit_phases(plan, classifier, trainer, cbs, frozen=frozen)
+    print(cbs.timed.total.line(), flush=True)
+
+    if cbs.nan.tripped_at is not None:
+        raise TrainingError(backup.non_finite_loss_message(
+            run_dir.backup, run_dir.checkpoints, epoch=cbs.backup.global_step // plan.steps_per_epoch + 1,
+            learning_rate=plan.cfg.optimizer.learning_rate))
+    if cbs.backup.preempted:
+        return RunOutcome('preempted', None, run_dir.path)
+    return _finish(plan, classifier, trainer, cbs, run_dir, chief=chief)
+
+
+def _build(plan: _Plan) -> tuple[keras.Model, Trainer]:
+    """The classifier and the Trainer around it (augmenter, device cache), built under the strategy."""
+    with plan.strategy.scope():
+        classifier = build_model(plan.cfg.model)
+        augmenter = Augmenter(plan.cfg.augment, name='augmenter')
+        trainer = Trainer(classifier, augmenter, plan.cfg.model.num_classes,
+                          device_cache=plan.inputs.device_cache, name='trainer')
+        trainer.build()
+    return classifier, trainer
+
+
+def _start_phase(plan: _Plan, classifier: keras.Model, trainer: Trainer, *, frozen: bool,
+                 global_step: int) -> None:
+    """Freezes or unfreezes the backbone and compiles with a fresh optimizer for that phase.
+
+    Keras optimizers hold slots (and EMA averages) for exactly the variables they were built
+    with, so each phase gets its own; its step counter continues the run's, and so does the
+    learning-rate schedule.
+    """
+    cfg = plan.cfg
+    with plan.strategy.scope():
+        if cfg.run.freeze_backbone_epochs:
+            set_backbone_trainable(classifier, not frozen)
+        optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=plan.steps_per_epoch,
+                                    epochs=cfg.run.epochs, global_batch_size=cfg.pipeline.batch_size)
+        compile_trainer(trainer, cfg, optimizer, plan.jit_compile)
+        trainer.optimizer.iterations.assign(global_step)
+
+
+def _restore(plan: _Plan, classifier: keras.Model, trainer: Trainer, restore_from: str,
+             run_dir: RunDir) -> tuple[int, bool]:
+    """Compiles for the backup's phase and restores it; returns (global step, backbone frozen)."""
+    # The phase of the backup decides which optimizer its saved state fits.
     peeked = backup.latest_step(restore_from) or 0
-    frozen = peeked // steps_per_epoch < freeze_epochs
-    start_phase(frozen, 0)
+    frozen = peeked // plan.steps_per_epoch < plan.cfg.run.freeze_backbone_epochs
+    _start_phase(plan, classifier, trainer, frozen=frozen, global_step=0)
     restored = backup.restore(trainer, restore_from)
     global_step = restored[0] if restored else 0
     if restored:
         print(f'resuming from the backup in {run_dir.backup}: '
-              f'{backup.Position(global_step, steps_per_epoch)}', flush=True)
-        if not inputs.resumes_in_place:
+              f'{backup.Position(global_step, plan.steps_per_epoch)}', flush=True)
+        if not plan.inputs.resumes_in_place:
             logging.warning('The tf.data service cannot start its stream mid-way: the resumed run '
                             'trains on a fresh stream, not on the batches the interrupted run had left.')
+    return global_step, frozen
 
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
-    def stream_at(step: int):
-        # The stream starts at the batch this fit's first step trains on: a resumed (or a phase's
-        # second) `fit` continues the sequence an uninterrupted run would have trained on.
-        train = probe.wrap(training_stream(inputs.train_from(start_step=step)))
-        if multi_worker:
-            return strategy_lib.distribute_per_worker(strategy, train)
-        return train
-
+def _callbacks(plan: _Plan, run_dir: RunDir, classifier: keras.Model, *, chief: bool,
+               global_step: int) -> _Callbacks:
+    cfg = plan.cfg
     backup_cb = backup.BackupCallback(run_dir.backup, every_steps=cfg.run.checkpoint_every_steps,
                                       initial_global_step=global_step)
     nan_cb = callbacks.NonFiniteLossCallback()
     history_cb = callbacks.HistoryCallback(run_dir, chief=chief)
     # EMA first: validation and checkpoints then see the averaged weights.
     cbs = ema_callbacks(cfg.optimizer) + [
-        nan_cb, callbacks.ThroughputCallback(batch_size, epochs), history_cb, backup_cb]
+        nan_cb, callbacks.ThroughputCallback(cfg.pipeline.batch_size, cfg.run.epochs), history_cb, backup_cb]
     if chief:
         cbs += [callbacks.CheckpointCallback(run_dir.checkpoints, classifier),
                 keras.callbacks.TensorBoard(run_dir.logs, write_graph=False)]
-    verbose = 1 if os.isatty(1) else 2
     # Keras runs one callback that runs ours and times them, the steps, validation and the input
     # wait: the split every run prints and records (training/time_split.py).
     probe = time_split.InputProbe()
-    timed = time_split.TimedCallbacks(cbs, probe)
+    return _Callbacks(backup=backup_cb, nan=nan_cb, history=history_cb, probe=probe,
+                      timed=time_split.TimedCallbacks(cbs, probe))
+
+
+def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callbacks, *,
+                frozen: bool) -> None:
+    """Calls `fit` once per phase (frozen backbone, then all of it) or for the rest of an interrupted
+    epoch, until the last epoch, a SIGTERM or a non-finite loss."""
+    inputs, strategy, steps_per_epoch = plan.inputs, plan.strategy, plan.steps_per_epoch
+    epochs, freeze_epochs = plan.cfg.run.epochs, plan.cfg.run.freeze_backbone_epochs
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def stream_at(step: int):
+        # The stream starts at the batch this fit's first step trains on: a resumed (or a phase's
+        # second) `fit` continues the sequence an uninterrupted run would have trained on.
+        train = cbs.probe.wrap(training_stream(inputs.train_from(start_step=step)))
+        if multi_worker:
+            return strategy_lib.distribute_per_worker(strategy, train)
+        return train
 
     replicas = strategy_lib.num_replicas(strategy)
     validation = inputs.validation
     if validation is not None and keras.backend.backend() == 'jax' and replicas > 1:
         validation = validation.map(lambda images, labels: _pad_batch(images, labels, replicas))
+    verbose = 1 if os.isatty(1) else 2
+    backup_cb = cbs.backup
     backup_cb.install_sigterm_handler()
     try:
-        epoch, step = divmod(global_step, steps_per_epoch)
-        while epoch < epochs and not (backup_cb.preempted or nan_cb.tripped_at is not None):
+        epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
+        while epoch < epochs and not (backup_cb.preempted or cbs.nan.tripped_at is not None):
             want_frozen = epoch < freeze_epochs
             if want_frozen != frozen:
-                start_phase(want_frozen, backup_cb.global_step)
+                _start_phase(plan, classifier, trainer, frozen=want_frozen, global_step=backup_cb.global_step)
                 frozen = want_frozen
             # An interrupted epoch is finished alone, with only the steps it still owes.
             end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)
             trainer.fit(stream_at(backup_cb.global_step), initial_epoch=epoch, epochs=end,
                         steps_per_epoch=steps_per_epoch - step,
-                        validation_data=validation, callbacks=[timed], verbose=verbose,
+                        validation_data=validation, callbacks=[cbs.timed], verbose=verbose,
                         shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
         backup_cb.uninstall_sigterm_handler()
-    print(timed.total.line(), flush=True)
 
-    if nan_cb.tripped_at is not None:
-        raise TrainingError(backup.non_finite_loss_message(
-            run_dir.backup, run_dir.checkpoints, epoch=epoch + 1,
-            learning_rate=cfg.optimizer.learning_rate))
-    if backup_cb.preempted:
-        return RunOutcome('preempted', None, run_dir.path)
 
+def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callbacks, run_dir: RunDir, *,
+            chief: bool) -> RunOutcome:
+    """Evaluates on the test split, records results and the model (chief), drops the resume state."""
+    inputs = plan.inputs
     start = time.perf_counter()
-    results = evaluation.evaluate(_LocalPredictor(trainer, replicas), inputs.test,
-                                  num_examples=inputs.num_test, class_names=inputs.class_names)
+    results = evaluation.evaluate(_LocalPredictor(trainer, strategy_lib.num_replicas(plan.strategy)),
+                                  inputs.test, num_examples=inputs.num_test, class_names=inputs.class_names)
     results['eval_seconds'] = time.perf_counter() - start
-    results['global_steps'] = backup_cb.global_step
+    results['global_steps'] = cbs.backup.global_step
     results['optimizer_iterations'] = int(trainer.optimizer.iterations.numpy())
-    results['epoch_time'] = timed.report()
-    if history_cb.history:
-        results['last_epoch'] = history_cb.history[-1]
+    results['epoch_time'] = cbs.timed.report()
+    if cbs.history.history:
+        results['last_epoch'] = cbs.history.history[-1]
     if chief:
         classifier.save(run_dir.model)
         write_json_atomic(run_dir.results, results)

@@ -197,8 +197,10 @@ def _time_device_gather(host: cache_lib.HostCache, index_batches: tf.data.Datase
                         min_seconds: float) -> dict:
     """Gathers batches from the train step's own `DeviceCache` inside one compiled loop, and times it.
 
-    Index batches are staged on the device first; each loop iteration gathers a full batch and folds one
-    pixel of it into the carried value, so no gather can be pruned. Runs on the Keras backend in use.
+    Index batches are staged on the device first; each loop iteration gathers a full batch and adds the sum
+    of all its pixels to the carried value, so every gathered byte is read, as a train step reads it. (XLA
+    fuses a gather into its consumer: folding in one pixel gathered one pixel per image, 1.1e9 "images"/s
+    on a 2-vCPU CPU with JAX.) Runs on the Keras backend in use.
     """
     import keras  # pylint: disable=import-outside-toplevel
     blocks = 256
@@ -208,7 +210,7 @@ def _time_device_gather(host: cache_lib.HostCache, index_batches: tf.data.Datase
     def gather_all(indices):
         def body(i, total):
             batch = device_cache(indices[i])
-            return total + keras.ops.cast(batch[-1, -1, -1, -1], 'int32')
+            return total + keras.ops.sum(keras.ops.cast(batch, 'int32'))
         return keras.ops.fori_loop(0, blocks, body, keras.ops.zeros((), 'int32'))
 
     run = compiled(gather_all)

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from benchmarks import gpu_data
 from benchmarks import gpu_figures as gf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,8 +68,8 @@ def test_every_steps_per_execution_divides_its_epoch(sizes):
 
 
 def test_plans_name_the_prepared_data_and_one_report_per_run(tmp_path):
-    data = {'caltech256': gf.gpu_data.PreparedData('caltech256', '/d/caltech', {'train': 800, 'test': 228}, 0, True),
-            'cifar100': gf.gpu_data.PreparedData('cifar100', '/d/cifar', {'train': 320, 'test': 64}, 0, True)}
+    data = {'caltech256': gpu_data.PreparedData('caltech256', '/d/caltech', {'train': 800, 'test': 228}, 0, True),
+            'cifar100': gpu_data.PreparedData('cifar100', '/d/cifar', {'train': 320, 'test': 64}, 0, True)}
     runs = [run for part in gf.PARTS for run in gf.plan(part, gf.SMOKE, str(tmp_path), data)]
     assert len({run.name for run in runs}) == len({run.report for run in runs}) == len(runs)
     caltech = next(run for run in runs if run.name == 'input_caltech')

@@ -292,7 +292,8 @@ def compute_figures(runs: dict, s: Sizes) -> list[dict]:
         steps_s = steady['seconds']['train_steps'] / epochs
         detail = (f'{images:,.0f} images/epoch, train steps {steps_s:.2f} s/epoch '
                   f'({images / steps_s if steps_s else float("nan"):,.0f} img/s), '
-                  f'callbacks {steady["seconds"]["callbacks"] / epochs:.2f} s/epoch, test top1 {report.get("top1", float("nan")):.3f}')
+                  f'callbacks {steady["seconds"]["callbacks"] / epochs:.2f} s/epoch, '
+                  f'test top1 {report.get("top1", float("nan")):.3f}')
         figures.append(_figure('epoch', f'cifar_resnet9 epoch, batch {batch}, steps_per_execution {spe}, '
                                f'cache {cache}', seconds, 's/epoch', EPOCH_TARGET_S, detail, [name]))
 

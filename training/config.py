@@ -87,6 +87,13 @@ class RunConfig:
         _check_positive('steps_per_execution', self.steps_per_execution)
         _check_positive('freeze_backbone_epochs', self.freeze_backbone_epochs, allow_zero=True)
         _check_positive('checkpoint_every_steps', self.checkpoint_every_steps, allow_zero=True)
+        # Keras runs whole executions: an epoch (or backup period) that is not a multiple would train
+        # extra steps and break the step count a resume relies on.
+        for flag, steps in (('steps_per_epoch', self.steps_per_epoch),
+                            ('checkpoint_every_steps', self.checkpoint_every_steps)):
+            if steps % self.steps_per_execution:
+                raise ValueError(f'--{flag}={steps} is not valid with --steps_per_execution='
+                                 f'{self.steps_per_execution}; it must be a multiple of it')
         _check_choice('precision', self.precision, PRECISIONS)
         _check_choice('jit_compile', self.jit_compile, JIT_CHOICES)
         _check_choice('strategy', self.strategy, STRATEGIES)

@@ -1,6 +1,7 @@
 """One training run, start to finish: data, model, fit (resumable), final evaluation, records."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -37,6 +38,16 @@ class RunOutcome:
     model_dir: str
 
 
+def job_name_for(cfg: TrainConfig, suffix: str = '') -> str:
+    """A tf.data service job name every trainer of one run computes alike, and different runs do not share.
+
+    The config (model_dir included) identifies the run; pass `suffix` (e.g. the resumed global step)
+    so a resumed run starts a fresh job instead of joining the old run's half-consumed one.
+    """
+    digest = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:12]
+    return f'{cfg.source.dataset}-{digest}{"-" + suffix if suffix else ""}'
+
+
 def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -> Inputs:
     """Prepares the dataset (or synthetic tensors) and builds the cached pipelines.
 
@@ -52,9 +63,11 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
         inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
     if cfg.run.data_service:
         from pipelines import data_service  # pylint: disable=import-outside-toplevel
-        train = data_service.distribute_train(
-            cfg, builder, input_context=input_context,
-            job_name=data_service.job_name_for(cfg, job_suffix))
+        service = data_service.ServiceConfig(
+            address=cfg.run.data_service, mode=cfg.run.data_service_mode,
+            job_name=job_name_for(cfg, job_suffix), stall_timeout_s=cfg.run.data_service_stall_timeout_s)
+        train = data_service.distribute_train(service, cfg.source.dataset, cfg.pipeline, builder,
+                                              input_context=input_context)
         # The service sends images, not indices into a device cache, and it cannot start mid-way.
         inputs = dataclasses.replace(inputs, train_from=lambda start_step: train, device_cache=None,
                                      resumes_in_place=False)
@@ -122,7 +135,8 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     except tf.errors.DataLossError as e:
         raise _data_loss(cfg, e) from None
     batch_size = train_cfg.pipeline.batch_size  # the pipeline refused one larger than the split
-    steps_per_epoch = cfg.run.steps_per_epoch or inputs.steps_per_epoch
+    steps_per_epoch = cfg.run.steps_per_epoch or _whole_executions(inputs.steps_per_epoch,
+                                                                   cfg.run.steps_per_execution)
     print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
           f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
     replicas = strategy_lib.num_replicas(strategy)
@@ -190,6 +204,17 @@ class _Callbacks:
     history: callbacks.HistoryCallback
     probe: time_split.InputProbe
     timed: time_split.TimedCallbacks
+
+
+def _whole_executions(steps: int, steps_per_execution: int) -> int:
+    """An epoch of whole `steps_per_execution` calls (Keras rounds a partial one up, which would train
+    more steps than the run counts). The stream runs on regardless, so no batch is skipped: epochs of
+    training then drift against the data's per-epoch permutations by the few steps cut off."""
+    whole = steps - steps % steps_per_execution
+    if whole == 0:
+        raise TrainingError(f'--steps_per_execution={steps_per_execution} is larger than the {steps} '
+                            'steps of an epoch; use a smaller --steps_per_execution')
+    return whole
 
 
 def _train_non_chief(plan: _Plan, run_dir: RunDir) -> RunOutcome:

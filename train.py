@@ -123,7 +123,8 @@ def _warmup_epochs(preset: dict) -> float:
 
 def _dataset_spec(source):
     """The dataset's facts; a folder is prepared here (once), its report printed: its classes are its folders."""
-    from pipelines import datasets, prepare, sources
+    from cli import prepare
+    from pipelines import datasets, sources
 
     try:
         spec = sources.dataset_spec(source)
@@ -283,7 +284,7 @@ def main(argv):
 
     try:
         if cfg.run.benchmark:
-            from training import throughput
+            from benchmarks import throughput
             throughput.run(cfg, strategy=strategy)
             return
         outcome = loop.run(cfg, strategy=strategy)

@@ -1,7 +1,7 @@
 """`python -m benchmarks.gpu_figures --out=gpu.json [--part=all|input|models|augment|epoch] [--smoke]`.
 
 Takes issue 12's GPU figures with the project's own commands (`train.py --benchmark`, `train.py`,
-`python -m pipelines.benchmark`) on data it generates offline in the real formats (benchmarks/gpu_data.py),
+`python -m benchmarks.input_pipeline`) on data it generates offline in the real formats (benchmarks/gpu_data.py),
 and gathers them, with the hardware, versions, every command and its wall time, into one JSON. Each part
 fits one 600-s call on one H100: its runs stop at `--budget_s`, the JSON is rewritten after every run,
 and calling again with the same `--out` merges (runs already measured on the same device are skipped).
@@ -45,7 +45,7 @@ class Sizes:
       small_batch / small_steps: the same for cifar_resnet9 at 32 px.
       epoch_runs: full CIFAR epochs of cifar_resnet9, one run per (batch, steps_per_execution, cache).
       epochs: epochs of each epoch run; the first carries compilation and is not the figure.
-      input_min_seconds: `pipelines.benchmark --min_seconds` (each timed row runs this long).
+      input_min_seconds: `benchmarks.input_pipeline --min_seconds` (each timed row runs this long).
       cifar_input_examples: generated CIFAR-sized examples behind the device-cache gather row.
       min_run_s: a run is not started with less of the part's budget left.
     """
@@ -132,7 +132,7 @@ class Run:
     part: str
     argv: tuple[str, ...]
     report: str
-    kind: str  # 'benchmark' (train.py --benchmark) | 'train' (train.py) | 'input' (pipelines.benchmark)
+    kind: str  # 'benchmark' (train.py --benchmark) | 'train' (train.py) | 'input' (benchmarks.input_pipeline)
 
 
 # Names of the runs, shared by the plans and the figures.
@@ -172,13 +172,13 @@ def plan(part: str, s: Sizes, work_dir: str, data: dict) -> list[Run]:
         caltech = data['caltech256']
         return [
             Run('input_caltech', part, (
-                '-m', 'pipelines.benchmark', '--dataset=caltech256', f'--data_dir={caltech.data_dir}',
+                '-m', 'benchmarks.input_pipeline', '--dataset=caltech256', f'--data_dir={caltech.data_dir}',
                 f'--examples={caltech.splits["train"]}', f'--image_size={s.big_size}',
                 f'--batch_size={s.big_batch}', f'--min_seconds={s.input_min_seconds:g}',
                 f'--json={os.path.join(reports, "input_caltech.json")}'),
                 os.path.join(reports, 'input_caltech.json'), 'input'),
             Run('input_cifar', part, (
-                '-m', 'pipelines.benchmark', '--dataset=cifar100', f'--examples={s.cifar_input_examples}',
+                '-m', 'benchmarks.input_pipeline', '--dataset=cifar100', f'--examples={s.cifar_input_examples}',
                 f'--batch_size={s.small_batch}', f'--min_seconds={s.input_min_seconds:g}',
                 f'--json={os.path.join(reports, "input_cifar.json")}'),
                 os.path.join(reports, 'input_cifar.json'), 'input'),

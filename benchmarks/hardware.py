@@ -1,7 +1,9 @@
-"""`python -m benchmarks.hardware`: what a figure ran on, as one JSON line (accelerators as JAX sees them).
+"""What a figure ran on: `summary()`, one line every benchmark report carries (the devices the running Keras
+backend sees), and `python -m benchmarks.hardware`, the full description as one JSON line (accelerators as
+JAX sees them, the host, library versions).
 
-Run in its own process by `benchmarks.gpu_figures`: initialising JAX's GPU client in the driver would hold
-GPU memory the measured runs need.
+The JSON is taken in its own process by `benchmarks.gpu_figures`: initialising JAX's GPU client in the
+driver would hold GPU memory the measured runs need.
 """
 
 import importlib.metadata
@@ -38,6 +40,26 @@ def _cpu() -> dict:
         pass
     return {'model': model, 'cores': os.cpu_count(), 'usable_cores': len(os.sched_getaffinity(0)),
             'memory_bytes': memory}
+
+
+def _cpu_summary() -> str:
+    cpu = _cpu()
+    return f'CPU only: {cpu["model"]}, {cpu["cores"]} cores'
+
+
+def summary() -> str:
+    """The accelerators of the running Keras backend ('1 x NVIDIA H100 80GB HBM3'), or the CPU and its cores."""
+    import keras  # pylint: disable=import-outside-toplevel  # the JSON description must not start a backend
+
+    accelerators = [d for d in keras.distribution.list_devices() if 'cpu' not in d.lower()]
+    if not accelerators:
+        return _cpu_summary()
+    name = None
+    if keras.backend.backend() == 'tensorflow':  # TF names the card; the device string is only 'gpu:0'
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        gpus = tf.config.list_physical_devices('GPU')
+        name = gpus and tf.config.experimental.get_device_details(gpus[0]).get('device_name')
+    return f'{len(accelerators)} x {name or accelerators[0]}'
 
 
 def _jax_devices() -> dict:
@@ -77,7 +99,7 @@ def describe() -> dict:
     if accelerators:
         summary = f'{len(accelerators)} x {accelerators[0]["kind"]}'
     else:
-        summary = f'CPU only: {_cpu()["model"]}'
+        summary = _cpu_summary()
     return {'summary': summary, 'jax': jax_view, 'nvidia_smi': _nvidia_smi(), 'cpu': _cpu(),
             'versions': _versions(), 'keras_backend': os.environ.get('KERAS_BACKEND')}
 

@@ -1,27 +1,21 @@
 """tf.data service: remote CPU workers run the expensive input work (read, decode, resize, cache, shuffle, batch).
 
-Servers: `python -m pipelines.data_service dispatcher --port=5050` and
-`python -m pipelines.data_service worker --dispatcher=HOST:5050 --port=5051`; they serve until SIGTERM/SIGINT.
-Trainers: `train.py --data_service=grpc://HOST:5050`, where the loop calls `distribute_train`.
+The servers (dispatcher, workers) are started by `python -m cli.data_service` (cli/data_service.py).
+Trainers: `train.py --data_service=grpc://HOST:5050`, where the loop calls `distribute_train` with the
+pipeline and service configs it needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import queue
-import signal
 import socket
-import sys
 import threading
-import typing
 
 import tensorflow as tf
 
 from pipelines import decode
-
-if typing.TYPE_CHECKING:
-    from training.config import TrainConfig
+from pipelines.pipeline import PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 MODES = ('distributed_epoch', 'parallel_epochs')
@@ -226,16 +220,6 @@ def synthetic_records(num_examples: int, image_size: int, num_classes: int, seed
     return tf.data.Dataset.range(num_examples).map(make)
 
 
-def job_name_for(cfg: TrainConfig, suffix: str = '') -> str:
-    """A job name every trainer of one run computes alike, and different runs do not share.
-
-    The config (model_dir included) identifies the run; pass `suffix` (e.g. the resumed global step)
-    so a resumed run starts a fresh job instead of joining the old run's half-consumed one.
-    """
-    digest = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:12]
-    return f'{cfg.source.dataset}-{digest}{"-" + suffix if suffix else ""}'
-
-
 def check_dispatcher(address: str, timeout_s: float = 10.0) -> None:
     """Raises ValueError (one line, naming the flag) unless something accepts connections at `address`.
 
@@ -248,134 +232,46 @@ def check_dispatcher(address: str, timeout_s: float = 10.0) -> None:
     except (OSError, ValueError) as e:
         raise ValueError(
             f'--data_service={address}: no dispatcher answers there ({getattr(e, "strerror", None) or e}); '
-            f'start one with `python -m pipelines.data_service dispatcher --port={port}`') from None
+            f'start one with `python -m cli.data_service dispatcher --port={port}`') from None
 
 
-def distribute_train(cfg: TrainConfig, builder, *, input_context: tf.distribute.InputContext | None = None,
-                     job_name: str | None = None) -> tf.data.Dataset:
-    """The training dataset served by the tf.data service at `cfg.run.data_service`.
+def distribute_train(service: ServiceConfig, dataset: str, pipeline_cfg: PipelineConfig, builder, *,
+                     input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """The training dataset served by the tf.data service at `service.address`.
 
     The TFDS read, decode, resize, cache, shuffle and batch run on the service workers; the trainer only
     receives (images uint8 [B, S, S, 3], labels int32 [B]) batches. The workers read the TFDS files
     themselves, so `--data_dir` must name the same (shared) storage on every worker.
 
     Args:
-        cfg: the run's config; uses run.data_service / data_service_mode, pipeline.batch_size /
-            cache_size / validation_fraction, source.dataset.
+        service: address, mode, job name (shared by all trainers of the run) and stall timeout; its
+            batch_size and image_size are replaced by the pipeline's (per replica with `input_context`).
+        dataset: the dataset's name (`SourceConfig.dataset`), for its splits and classes.
+        pipeline_cfg: batch_size, cache_size, validation_fraction and seed of the run's input.
         builder: the prepared TFDS builder (`sources.prepare`), or None with `--synthetic_data`.
         input_context: with several replicas, batches are per-replica sized (feed the result through
             `training.strategy.distribute_per_worker`).
-        job_name: shared by all trainers of the run; default `job_name_for(cfg)`.
 
     Returns:
         An infinite dataset of static-shape batches, auto-sharding off.
     """
     from pipelines import datasets, pipeline, sources, synthetic  # pylint: disable=import-outside-toplevel
 
-    check_dispatcher(cfg.run.data_service)
-    batch = (input_context.get_per_replica_batch_size(cfg.pipeline.batch_size) if input_context
-             else cfg.pipeline.batch_size)
-    service = ServiceConfig(address=cfg.run.data_service, mode=cfg.run.data_service_mode,
-                            job_name=job_name or job_name_for(cfg), batch_size=batch,
-                            image_size=cfg.pipeline.cache_size,
-                            stall_timeout_s=cfg.run.data_service_stall_timeout_s)
-    spec = datasets.get_dataset_spec(cfg.source.dataset)
+    check_dispatcher(service.address)
+    batch = (input_context.get_per_replica_batch_size(pipeline_cfg.batch_size) if input_context
+             else pipeline_cfg.batch_size)
+    service = dataclasses.replace(service, batch_size=batch, image_size=pipeline_cfg.cache_size)
+    spec = datasets.get_dataset_spec(dataset)
     if builder is None:
         # `--synthetic_data`: generated on the workers, never shipped from the trainer.
-        records = synthetic_records(synthetic.TRAIN_EXAMPLES, cfg.pipeline.cache_size, spec.num_classes,
-                                    cfg.pipeline.seed)
+        records = synthetic_records(synthetic.TRAIN_EXAMPLES, pipeline_cfg.cache_size, spec.num_classes,
+                                    pipeline_cfg.seed)
         num_train, decoder = synthetic.TRAIN_EXAMPLES, lambda image, label: (image, label)
     else:
         sizes = sources.split_sizes(builder)
         train_split, _, num_train, _ = pipeline.carve_validation(
-            spec.train_split, sizes[spec.train_split], cfg.pipeline.validation_fraction)
+            spec.train_split, sizes[spec.train_split], pipeline_cfg.validation_fraction)
         records, decoder = sources.read_split(builder, train_split), None
     worker = worker_pipeline(records, mode=service.mode, batch_size=batch, image_size=service.image_size,
                              num_examples=num_train, decoder=decoder)
     return distribute(worker, service)
-
-
-def _serve_until_signal(server, what: str) -> None:
-    """Blocks until SIGTERM or SIGINT, then stops `server` (in-flight requests end, ports are released)."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f'{what} serving; SIGTERM or Ctrl-C stops it', flush=True)
-    while not stop.wait(1.0):
-        pass
-    server.stop()
-    print(f'{what} stopped', flush=True)
-
-
-WORKER_TIMEOUT_MS = 10_000
-HEARTBEAT_INTERVAL_MS = 1_000
-MAINTENANCE_INTERVAL_MS = 1_000
-
-
-def start_dispatcher(port: int, work_dir: str | None = None) -> tf.data.experimental.service.DispatchServer:
-    """Starts a dispatcher on `port` (0 = any free port). With `work_dir`, jobs survive a dispatcher restart."""
-    config = tf.data.experimental.service.DispatcherConfig(
-        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir),
-        # A worker silent for WORKER_TIMEOUT_MS is declared lost, but only by the dispatcher's maintenance
-        # pass, which runs every job_gc_check_interval_ms (TF default 10 min). Declaring it lost does NOT
-        # release the trainer (TF 2.21 neither ends nor reassigns the dead worker's task): that is what
-        # `ServiceConfig.stall_timeout_s` is for.
-        worker_timeout_ms=WORKER_TIMEOUT_MS, job_gc_check_interval_ms=MAINTENANCE_INTERVAL_MS)
-    return tf.data.experimental.service.DispatchServer(config)
-
-
-def start_worker(dispatcher: str, port: int, worker_address: str | None = None
-                 ) -> tf.data.experimental.service.WorkerServer:
-    """Starts a worker that registers with `dispatcher` (HOST:PORT, no grpc:// needed) on `port` (0 = any).
-
-    Args:
-        worker_address: HOST:PORT the dispatcher tells trainers to use; default localhost:PORT, so give it
-            (this host's reachable name) whenever trainers run elsewhere.
-    """
-    dispatcher = dispatcher.removeprefix('grpc://')
-    config = tf.data.experimental.service.WorkerConfig(
-        dispatcher_address=dispatcher, port=port,
-        worker_address=worker_address or None,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS)
-    return tf.data.experimental.service.WorkerServer(config)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`dispatcher --port=P [--work_dir=D]` or `worker --dispatcher=HOST:P --port=Q [--worker_address=H:Q]`."""
-    from absl import flags  # pylint: disable=import-outside-toplevel  # CLI only
-
-    flag_values = flags.FlagValues()
-    flags.DEFINE_integer('port', 0, 'Port to serve on (0 = any free port; the chosen one is printed).',
-                         flag_values=flag_values)
-    flags.DEFINE_string('dispatcher', None, 'worker: HOST:PORT of the dispatcher.', flag_values=flag_values)
-    flags.DEFINE_string('worker_address', None,
-                        'worker: HOST:PORT trainers use to reach this worker (default localhost:PORT).',
-                        flag_values=flag_values)
-    flags.DEFINE_string('work_dir', None, 'dispatcher: journal folder, so jobs survive a restart.',
-                        flag_values=flag_values)
-    argv = sys.argv if argv is None else argv
-    try:
-        rest = flag_values(argv)
-    except flags.Error as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    role = rest[1] if len(rest) == 2 else None
-    if role == 'dispatcher':
-        server = start_dispatcher(flag_values.port, flag_values.work_dir)
-        what = f'dispatcher on grpc://localhost:{server.target.rsplit(":", 1)[1]}'
-    elif role == 'worker':
-        if not flag_values.dispatcher:
-            print('error: worker needs --dispatcher=HOST:PORT', file=sys.stderr)
-            return 2
-        server = start_worker(flag_values.dispatcher, flag_values.port, flag_values.worker_address)
-        what = f'worker on port {server._address.rsplit(":", 1)[1]} for dispatcher {flag_values.dispatcher}'  # pylint: disable=protected-access
-    else:
-        print(f'error: say `dispatcher` or `worker`, got {rest[1:]}; e.g. '
-              'python -m pipelines.data_service dispatcher --port=5050', file=sys.stderr)
-        return 2
-    _serve_until_signal(server, what)
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -96,7 +96,7 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
 
     Args:
         cfg: the source config.
-        rebuild: prepare again even if prepared (`pipelines.prepare --rebuild`, after a corrupt file).
+        rebuild: prepare again even if prepared (`cli.prepare --rebuild`, after a corrupt file).
 
     Raises:
         ValueError: unknown `--config`, or a modified manual archive without `allow_modified_archive`.
@@ -206,7 +206,7 @@ def explain_data_loss(cfg: SourceConfig, error: BaseException) -> str | None:
 
 def reprepare_command(cfg: SourceConfig) -> str:
     """The command that prepares `cfg`'s dataset again, replacing what is there."""
-    parts = ['python -m pipelines.prepare', f'--dataset={cfg.dataset}']
+    parts = ['python -m cli.prepare', f'--dataset={cfg.dataset}']
     parts += [f'--data_dir={cfg.data_dir}'] if cfg.data_dir else []
     parts += [f'--manual_dir={cfg.manual_dir}'] if cfg.manual_dir else []
     parts += [f'--config={cfg.config}'] if cfg.config else []
@@ -375,8 +375,8 @@ def _manual_archive(tfds_name: str, cfg: SourceConfig) -> epath.Path | None:
 def _how_to_provide(tfds_name: str, builder: tfds.core.DatasetBuilder) -> str:
     if tfds_name == 'caltech256':
         return (f'place {archive.ARCHIVE_NAME} (from https://data.caltech.edu/records/nyy15-4j048) in a '
-                'directory and pass --manual_dir=DIR, or run `python -m pipelines.prepare` where there is network')
-    return (f'run `python -m pipelines.prepare --dataset={tfds_name}` where there is network and copy '
+                'directory and pass --manual_dir=DIR, or run `python -m cli.prepare` where there is network')
+    return (f'run `python -m cli.prepare --dataset={tfds_name}` where there is network and copy '
             f'{builder.data_dir} into --data_dir')
 
 

@@ -6,7 +6,7 @@ import json
 from absl import flags
 import pytest
 
-from pipelines import augment_benchmark
+from benchmarks import augment as augment_benchmark
 
 
 def test_rows_for_each_policy_and_the_seed_baselines():

@@ -1,6 +1,6 @@
 """pipelines/data_service.py: the worker pipeline, and a real dispatcher + two workers on loopback.
 
-The servers are started with the module's own CLI (`python -m pipelines.data_service ...`) as
+The servers are started with the module's own CLI (`python -m cli.data_service ...`) as
 subprocesses, so the test also proves the commands BUILD.md gives. The worker-kill test consumes in a
 subprocess of its own (this file run as a script) so that a hang fails the test instead of freezing it.
 """
@@ -20,9 +20,10 @@ import tensorflow as tf
 from tensorflow.python.data.experimental.ops import testing as tf_data_testing  # test-only sleep op
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
+if ROOT not in sys.path:  # run as a script by the worker-kill test: conftest.py is not loaded there
     sys.path.insert(0, ROOT)
 
+from cli.data_service import start_dispatcher  # noqa: E402
 from pipelines import data_service, synthetic  # noqa: E402
 
 SIZE = 16
@@ -80,7 +81,7 @@ def test_two_workers_building_the_same_graph_shuffle_differently():
 def _start(args: list[str], pattern: str) -> tuple[subprocess.Popen, str]:
     """Starts a server subprocess and waits (bounded) for the line that names its port."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, '-m', 'pipelines.data_service', *args], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, '-m', 'cli.data_service', *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -149,7 +150,8 @@ def test_the_trainer_fits_from_the_service(service, tmp_path):
         optimizer=OptimizerConfig(),
         run=RunConfig(model_dir=str(tmp_path), synthetic_data=True, data_service=service['address'],
                       data_service_mode='parallel_epochs'))
-    train = data_service.distribute_train(cfg, None)
+    service_cfg = data_service.ServiceConfig(service['address'], mode='parallel_epochs', job_name='train-run')
+    train = data_service.distribute_train(service_cfg, cfg.source.dataset, cfg.pipeline, None)
     assert train.element_spec[0].shape.as_list() == [BATCH, SIZE, SIZE, 3]
 
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -171,7 +173,7 @@ def test_service_config_rejects_a_non_positive_stall_timeout():
 
 def test_a_stalled_service_read_fails_with_a_message_naming_the_dispatcher():
     # A dispatcher with no workers: TF's client waits for a task forever; the watchdog must end the read.
-    dispatcher = data_service.start_dispatcher(0)
+    dispatcher = start_dispatcher(0)
     address = f'grpc://localhost:{dispatcher.target.rsplit(":", 1)[1]}'
     cfg = data_service.ServiceConfig(address, job_name='nobody-home', batch_size=BATCH, image_size=SIZE,
                                      stall_timeout_s=2)
@@ -198,12 +200,10 @@ def test_killing_a_worker_mid_epoch_does_not_hang_the_trainer(service):
     try:
         assert consumer.stdout.readline().strip() == 'consuming', consumer.stderr.read()[-2000:]
         service['workers'][1].kill()  # SIGKILL: no goodbye to the dispatcher
-        killed = time.monotonic()
         out, err = consumer.communicate(timeout=KILL_TEST_BOUND_S)
     except subprocess.TimeoutExpired:
         consumer.kill()
         pytest.fail(f'the consumer hung for more than {KILL_TEST_BOUND_S}s after a worker died')
-    elapsed = time.monotonic() - killed
     if consumer.returncode == 0:
         assert int(re.search(r'batches=(\d+)', out).group(1)) == KILL_TEST_BATCHES
     else:
@@ -211,7 +211,6 @@ def test_killing_a_worker_mid_epoch_does_not_hang_the_trainer(service):
         assert re.search(rf"DataServiceStalledError: tf.data service {re.escape(service['address'])} "
                          rf"\(job 'worker-dies', distributed_epoch\) sent no batch for {KILL_TEST_STALL_S} s",
                          out), out[-3000:]
-    assert elapsed < KILL_TEST_BOUND_S
 
 
 KILL_TEST_STALL_S = 15

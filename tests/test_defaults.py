@@ -12,7 +12,8 @@ from absl.testing import flagsaver
 
 import train
 from models import precision
-from pipelines import data_service, datasets, prepare
+from cli import prepare
+from pipelines import data_service, datasets
 from pipelines.sources import SourceConfig
 from training import backend, config as config_lib, strategy
 from training.config import TrainConfig

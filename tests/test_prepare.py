@@ -1,10 +1,10 @@
-"""`python -m pipelines.prepare`: prepares without training, prints split sizes and skipped files."""
+"""`python -m cli.prepare`: prepares without training, prints split sizes and skipped files."""
 
 import os
 import subprocess
 import sys
 
-from pipelines import prepare
+from cli import prepare
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
 
@@ -39,7 +39,7 @@ def test_prepares_from_manual_archive_and_reports(tmp_path, capsys):
 
 
 def test_module_entry_point_prints_no_traceback():
-    result = subprocess.run([sys.executable, '-m', 'pipelines.prepare', '--dataset=nope'], cwd=_REPO,
+    result = subprocess.run([sys.executable, '-m', 'cli.prepare', '--dataset=nope'], cwd=_REPO,
                             capture_output=True, text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'},
                             timeout=120)
     assert result.returncode == 2

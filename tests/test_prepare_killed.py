@@ -20,7 +20,7 @@ def test_killed_prepare_leaves_nothing_trusted_and_the_rerun_builds(tmp_path, ca
     manual.mkdir()
     make_dummy_data.write_tar(manual / archive.ARCHIVE_NAME, make_dummy_data.full_size_members(1500))
     data_dir = tmp_path / 'data'
-    cmd = [sys.executable, '-m', 'pipelines.prepare', '--dataset=caltech256', f'--manual_dir={manual}',
+    cmd = [sys.executable, '-m', 'cli.prepare', '--dataset=caltech256', f'--manual_dir={manual}',
            f'--data_dir={data_dir}', '--allow_modified_archive']
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -18,7 +18,8 @@ import pytest
 import tensorflow as tf
 
 from models.config import MAX_IMAGE_SIZE, ModelConfig
-from pipelines import prepare, sources
+from cli import prepare
+from pipelines import sources
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
 from pipelines.folder_lock import FolderLock
@@ -139,7 +140,7 @@ def test_a_truncated_shard_is_one_line_naming_it_and_the_rebuild_command(prepare
         sources.prepare(cfg)
     message = str(e.value)
     assert message.startswith(f'{shard} is truncated or corrupt') and '\n' not in message
-    assert ('`python -m pipelines.prepare --dataset=caltech256 '
+    assert ('`python -m cli.prepare --dataset=caltech256 '
             f'--data_dir={tmp_path / "data"} --manual_dir={prepared / "manual"} '
             '--allow_modified_archive --rebuild`') in message
     argv = ['prepare', '--dataset=caltech256', f'--data_dir={tmp_path / "data"}',

@@ -49,7 +49,7 @@ def test_two_preparations_started_together_both_succeed_one_waiting(tmp_path):
     manual = tmp_path / 'manual'
     manual.mkdir()
     make_dummy_data.write_tar(manual / archive.ARCHIVE_NAME, make_dummy_data.full_size_members(300))
-    cmd = [sys.executable, '-m', 'pipelines.prepare', '--dataset=caltech256', f'--manual_dir={manual}',
+    cmd = [sys.executable, '-m', 'cli.prepare', '--dataset=caltech256', f'--manual_dir={manual}',
            f'--data_dir={tmp_path / "data"}', '--allow_modified_archive']
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]
@@ -66,8 +66,8 @@ def test_two_preparations_started_together_both_succeed_one_waiting(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize('command', [
     ['train.py', '--dataset=cifar100', '--model_dir=unused'],
-    ['-m', 'pipelines.prepare', '--dataset=cifar100'],
-    ['-m', 'pipelines.benchmark', '--dataset=cifar100'],
+    ['-m', 'cli.prepare', '--dataset=cifar100'],
+    ['-m', 'benchmarks.input_pipeline', '--dataset=cifar100'],
 ], ids=['train', 'prepare', 'benchmark'])
 def test_data_dir_that_is_a_file_is_one_line_in_every_entry_point(tmp_path, command):
     blocker = tmp_path / 'data'

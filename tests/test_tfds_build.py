@@ -17,7 +17,7 @@ def _build(tmp_path, **env):
     manual.mkdir(exist_ok=True)
     shutil.copy(DUMMY_ARCHIVE, manual / archive.ARCHIVE_NAME)
     return subprocess.run(
-        [sys.executable, '-m', 'pipelines.tfds_build', 'pipelines/caltech256', f'--manual_dir={manual}',
+        [sys.executable, '-m', 'cli.tfds_build', 'pipelines/caltech256', f'--manual_dir={manual}',
          f'--data_dir={tmp_path / "data"}'], cwd=ROOT, capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **env))
 

@@ -58,5 +58,5 @@ def test_missing_data_offline_names_what_is_missing(tmp_path):
     assert result.returncode != 0
     lines = _error_lines(result.stderr)
     assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
-    assert 'cifar100' in lines[0] and 'pipelines.prepare' in lines[0]
+    assert 'cifar100' in lines[0] and 'cli.prepare' in lines[0]
     assert not (tmp_path / 'run').exists()

@@ -1,10 +1,10 @@
 """Preparation rate and peak memory: a folder of generated JPEGs vs the Caltech-256 builder on the same files.
 
-    python -m pipelines.folder.prepare_benchmark --num_files=30000 --work=/tmp/prepare_bench
+    python -m benchmarks.prepare --num_files=30000 --work=/tmp/prepare_bench
 
 Writes a Caltech-256-shaped archive (`make_dummy_data.full_size_members`: 257 classes, 150-400 px photo-like
 JPEGs, 5% grayscale), extracts it to a directory, then prepares each in a fresh process with
-`python -m pipelines.prepare`: caltech256 from the archive, folder from the directory, folder from the
+`python -m cli.prepare`: caltech256 from the archive, folder from the directory, folder from the
 archive itself. Prints examples/s and the child's peak RSS for each.
 """
 
@@ -22,9 +22,9 @@ from pipelines.caltech256 import make_dummy_data
 
 
 def _run(args: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of `python -m pipelines.prepare ARGS` in its own process."""
+    """(wall seconds, peak RSS bytes) of `python -m cli.prepare ARGS` in its own process."""
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, '-m', 'pipelines.prepare', *args],
+    process = subprocess.Popen([sys.executable, '-m', 'cli.prepare', *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""`python -m training.checkpoint_benchmark --model=cifar_resnet9 --image_size=32`: the cost of a backup.
+"""`python -m benchmarks.checkpoint --model=cifar_resnet9 --image_size=32`: the cost of a backup.
 
 Times `BackupCallback.save()` (the whole training state: weights, optimizer slots, augmentation RNG)
 against one train step, and prints the overhead at a few `--checkpoint_every_steps` values.

@@ -10,7 +10,6 @@ end over ceiling says whether training is input-bound.
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import time
 
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import hardware
 from models.builder import build_model
 from models.precision import resolve_jit_compile, resolve_precision
 from pipelines.augment import Augmenter
@@ -46,17 +46,6 @@ class _StepTimer(keras.callbacks.Callback):
         elif batch + 1 > self.warmup:
             self.end = time.perf_counter()
             self.steps = batch + 1 - self.warmup
-
-
-def _device_description() -> str:
-    devices = keras.distribution.list_devices()
-    accelerators = [d for d in devices if 'cpu' not in d.lower()]
-    if accelerators:
-        gpus = tf.config.list_physical_devices('GPU')
-        name = (tf.config.experimental.get_device_details(gpus[0]).get('device_name')
-                if gpus and keras.backend.backend() == 'tensorflow' else None)
-        return f'{len(accelerators)} x {name or accelerators[0]}'
-    return f'CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})'
 
 
 def measure_ceiling(cfg: TrainConfig, strategy, *, steps: int, warmup: int) -> dict:
@@ -139,7 +128,7 @@ def run(cfg: TrainConfig, *, strategy=None, steps: int = 0, warmup: int = 3,
         'jit_compile': resolve_jit_compile(cfg.run.jit_compile), 'augment': cfg.augment.policy,
         'cache': cfg.pipeline.cache, 'synthetic_data': cfg.run.synthetic_data,
         'backend': keras.backend.backend(), 'cpu_count': os.cpu_count(),
-        'device': _device_description(), 'tensorflow': tf.__version__, 'keras': keras.__version__,
+        'device': hardware.summary(), 'tensorflow': tf.__version__, 'keras': keras.__version__,
         'results': [{'name': 'train_step_ceiling_on_device', **ceiling},
                     {'name': 'train_end_to_end', **end_to_end},
                     {'name': 'epoch_end_to_end', **epoch_rate}],

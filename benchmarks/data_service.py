@@ -1,4 +1,4 @@
-"""`python -m pipelines.data_service_benchmark`: input images/s with 0, 1 and 2 local tf.data service workers.
+"""`python -m benchmarks.data_service`: input images/s with 0, 1 and 2 local tf.data service workers.
 
 A dispatcher and the workers run in this process on loopback, so on one machine this is a function check
 and a per-worker cost (gRPC transfer of uint8 batches), not a scaling figure: the workers share its cores.
@@ -7,7 +7,6 @@ and a per-worker cost (gRPC transfer of uint8 batches), not a scaling figure: th
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -16,21 +15,12 @@ from absl import app, flags  # noqa: E402
 FLAGS = flags.FLAGS
 
 
-def _rate(dataset, images: int) -> tuple[float, int, float]:
-    iterator = iter(dataset)
-    next(iterator)  # warm-up: job registration, first decode
-    count, start = 0, time.perf_counter()
-    while count < images:
-        batch, _ = next(iterator)
-        count += int(batch.shape[0])
-    seconds = time.perf_counter() - start
-    return count / seconds, count, seconds
-
-
 def run(examples: int, image_size: int, batch_size: int, workers=(0, 1, 2)) -> list[dict]:
     """Rows `data_service_<mode>_<k>_workers` in the pipeline benchmark's schema."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
+    from benchmarks.timing import time_batches  # pylint: disable=import-outside-toplevel
+    from cli.data_service import start_dispatcher, start_worker  # pylint: disable=import-outside-toplevel
     from pipelines import data_service, synthetic  # pylint: disable=import-outside-toplevel
 
     blobs, labels = synthetic.encoded_examples(examples, 257, size_range=(200, 500))
@@ -46,16 +36,17 @@ def run(examples: int, image_size: int, batch_size: int, workers=(0, 1, 2)) -> l
                 if mode == 'distributed_epoch':
                     dataset = dataset.repeat().rebatch(batch_size, drop_remainder=True)
             else:
-                dispatcher = data_service.start_dispatcher(0)
+                dispatcher = start_dispatcher(0)
                 port = dispatcher.target.rsplit(':', 1)[1]
-                servers = [dispatcher] + [data_service.start_worker(f'localhost:{port}', 0) for _ in range(k)]
+                servers = [dispatcher] + [start_worker(f'localhost:{port}', 0) for _ in range(k)]
                 cfg = data_service.ServiceConfig(f'grpc://localhost:{port}', mode=mode, job_name=f'bench-{mode}-{k}',
                                                  batch_size=batch_size, image_size=image_size)
                 dataset = data_service.distribute(pipeline, cfg)
-            rate, count, seconds = _rate(dataset, 2 * examples)
-            rows.append({'name': f'data_service_{mode}_{k}_workers', 'images_per_sec': rate, 'images': count,
-                         'seconds': seconds})
-            print(f'{mode:18s} workers={k}: {rate:10,.0f} images/s ({count} images, {seconds:.2f} s)', flush=True)
+            # The warm-up batch carries the job registration and the first decode.
+            result = time_batches(dataset, name=f'data_service_{mode}_{k}_workers', min_images=2 * examples)
+            rows.append(result)
+            print(f'{mode:18s} workers={k}: {result["images_per_sec"]:10,.0f} images/s ({result["images"]} images, '
+                  f'{result["seconds"]:.2f} s)', flush=True)
             for server in reversed(servers):
                 server.stop()
     del tf

@@ -6,35 +6,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.timing import row
 from pipelines import decode
 
 # ImageDataGenerator settings of the seed report's Caltech-256 run.
 SEED_POLICY = {'rotation_range': 30, 'width_shift_range': 0.2, 'height_shift_range': 0.2, 'horizontal_flip': True}
-
-
-def row(name: str, images: int, seconds: float, **extra) -> dict:
-    """One result row in the benchmark's JSON schema."""
-    return {'name': name, 'images_per_sec': images / seconds, 'images': images, 'seconds': seconds, **extra}
-
-
-def time_batches(batches, *, warmup: int, min_seconds: float, min_images: int, max_images: int | None = None,
-                 name: str) -> dict:
-    """Pulls batches from an iterator: `warmup` untimed, then until both minimums are reached.
-
-    Each batch is (images, ...) or images; its leading dimension is counted. Stops early if the iterator
-    ends (a finite baseline) or `max_images` is reached.
-    """
-    it = iter(batches)
-    for _ in range(warmup):
-        next(it)
-    images, start = 0, time.perf_counter()
-    for batch in it:
-        first = batch[0] if isinstance(batch, (tuple, list)) else batch
-        images += int(first.shape[0])
-        elapsed = time.perf_counter() - start
-        if (elapsed >= min_seconds and images >= min_images) or (max_images and images >= max_images):
-            break
-    return row(name, images, time.perf_counter() - start)
 
 
 def write_image_folder(blobs: list[bytes], labels: np.ndarray, root: str) -> str:

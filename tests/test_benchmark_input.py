@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import baselines
-from pipelines import benchmark
+from benchmarks import baselines, timing
+from benchmarks import input_pipeline as benchmark
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = {'ours_first_epoch', 'ours_cached_epoch', 'ours_disk_first_epoch', 'ours_disk_cache_epoch',
@@ -23,7 +23,7 @@ def test_cli_writes_the_report_schema(tmp_path):
     out = tmp_path / 'report.json'
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO)
     proc = subprocess.run(
-            [sys.executable, '-m', 'pipelines.benchmark', '--dataset=cifar100', '--examples=64', '--batch_size=16',
+            [sys.executable, '-m', 'benchmarks.input_pipeline', '--dataset=cifar100', '--examples=64', '--batch_size=16',
              '--min_seconds=0.05', f'--json={out}'],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,11 +47,11 @@ def test_cli_writes_the_report_schema(tmp_path):
 
 def test_table_shows_ratios_to_the_limit_and_to_imagedatagenerator():
     report = {'dataset': 'caltech256', 'image_size': 224, 'batch_size': 32, 'device': 'cpu', 'source': 'x',
-              'results': [baselines.row('ours_cached_epoch', 50_000, 1.0),
-                          baselines.row('imagedatagenerator_seed_policy', 100, 1.0),
-                          baselines.row('memory_bandwidth_limit', 100_000, 1.0),
-                          baselines.row('naive_tf_data', 700, 1.0),
-                          baselines.row('ours_first_epoch', 1_120, 1.0)],
+              'results': [timing.row('ours_cached_epoch', 50_000, 1.0),
+                          timing.row('imagedatagenerator_seed_policy', 100, 1.0),
+                          timing.row('memory_bandwidth_limit', 100_000, 1.0),
+                          timing.row('naive_tf_data', 700, 1.0),
+                          timing.row('ours_first_epoch', 1_120, 1.0)],
               'notes': {'cores_x_one_thread_decode': 1_400, 'cache_resident_bytes': 1, 'cache_expected_bytes': 1,
                         'rss_growth_bytes': 1, 'peak_rss_bytes': 1}}
     table = benchmark.format_table(report)
@@ -84,7 +84,7 @@ def test_config_errors_name_the_flag(kwargs, message):
 
 def test_augment_only_mode_reports_rows_in_the_pipeline_schema():
     import types
-    from pipelines import benchmark as benchmark_cli
+    from benchmarks import input_pipeline as benchmark_cli
     flag_values = types.SimpleNamespace(augment='flip_crop,mixup', image_size=32, batch_size=8, seed=0)
     report = benchmark_cli.augment_only_report(flag_values)
     names = [row['name'] for row in report['results']]

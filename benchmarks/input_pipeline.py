@@ -1,6 +1,6 @@
 """CLI: our input pipeline side by side with what users do today, on the same data, in one run.
 
-    python -m pipelines.benchmark --dataset=caltech256|cifar100 [--data_dir=DIR] [--image_size=S]
+    python -m benchmarks.input_pipeline --dataset=caltech256|cifar100 [--data_dir=DIR] [--image_size=S]
         [--batch_size=B] [--examples=N] [--cache=memory|disk|device] [--augment=POLICY,...] [--json=PATH]
         [--ram_budget_gb=G]
 
@@ -9,7 +9,7 @@ With `--ram_budget_gb` below the cache's size it times only the disk cache, as `
 over that budget, and reports the peak RSS.
 
 Without `--data_dir` it generates photo-like JPEGs (Caltech-256 sizes) or 32 px PNGs (CIFAR-100) in memory;
-with it, it reads the prepared TFDS dataset (`python -m pipelines.prepare`). Figures: see BUILD.md.
+with it, it reads the prepared TFDS dataset (`python -m cli.prepare`). Figures: see BUILD.md.
 """
 
 import dataclasses
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pipelines import baselines
+from benchmarks import baselines, hardware, timing
 from pipelines import cache as cache_lib
 from pipelines import decode
 from pipelines.device_cache import DeviceCache
@@ -72,7 +72,10 @@ class BenchmarkConfig:
     ram_budget_gb: float | None = None
 
     def __post_init__(self):
-        spec = get_dataset_spec(self.dataset)  # raises naming --dataset and the choices
+        # The table knows any TFDS name now; this benchmark generates or reads only these two.
+        if self.dataset not in DEFAULT_EXAMPLES:
+            raise ValueError(f'--dataset={self.dataset!r} is not benchmarked; valid: {", ".join(DEFAULT_EXAMPLES)}')
+        spec = get_dataset_spec(self.dataset)
         if self.cache not in BENCH_CACHE_CHOICES:
             raise ValueError(f'--cache={self.cache!r} is not benchmarked; valid: {", ".join(BENCH_CACHE_CHOICES)}')
         for flag, value in (('image_size', self.image_size), ('batch_size', self.batch_size),
@@ -141,21 +144,6 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def device_description() -> str:
-    """The accelerator's name, or the CPU model and core count."""
-    gpus = tf.config.list_physical_devices('GPU')
-    if gpus:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return f'{len(gpus)} x {details.get("device_name", "GPU")}'
-    model = platform.processor() or 'CPU'
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'CPU only: {model}, {os.cpu_count()} cores'
-
-
 def time_dataset(dataset: tf.data.Dataset, *, name: str, min_seconds: float, min_images: int = 0,
                  transform=None) -> dict:
     """Images/s a (repeating) dataset delivers to a compiled consumer, as `fit` with steps_per_execution.
@@ -190,7 +178,7 @@ def time_dataset(dataset: tf.data.Dataset, *, name: str, min_seconds: float, min
         count += steps * batch
         elapsed = time.perf_counter() - start
         if elapsed >= min_seconds and count >= min_images:
-            return baselines.row(name, count, elapsed)
+            return timing.row(name, count, elapsed)
 
 
 def _time_device_gather(host: cache_lib.HostCache, index_batches: tf.data.Dataset, *,
@@ -220,7 +208,7 @@ def _time_device_gather(host: cache_lib.HostCache, index_batches: tf.data.Datase
     while time.perf_counter() - start < min_seconds:
         np.asarray(run(indices))  # converting waits for the device
         count += blocks * batch
-    return baselines.row('ours_device_cache', count, time.perf_counter() - start)
+    return timing.row('ours_device_cache', count, time.perf_counter() - start)
 
 
 def compiled(fn):
@@ -253,7 +241,7 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         rss_before = _rss_bytes()
         start = time.perf_counter()
         host = cache_lib.materialize(decoded, size)
-        results.append(baselines.row('ours_first_epoch', n, time.perf_counter() - start))
+        results.append(timing.row('ours_first_epoch', n, time.perf_counter() - start))
         notes['cache_resident_bytes'] = cache_lib.resident_bytes(host.array)
         notes['rss_growth_bytes'] = _rss_bytes() - rss_before
         notes['cache_expected_bytes'] = cache_lib.cached_bytes(n, size)
@@ -291,14 +279,14 @@ def run_benchmark(cfg: BenchmarkConfig) -> dict:
         except ImportError as e:
             notes['skipped'] = {IDG: str(e)}
         else:
-            results.append(baselines.time_batches(generator, warmup=1, min_seconds=seconds, min_images=0,
-                                                  max_images=n, name=IDG))
+            results.append(timing.time_batches(generator, warmup=1, min_seconds=seconds, min_images=0,
+                                               max_images=n, name=IDG))
 
         results.append(baselines.memory_bandwidth_limit(host.array, batch, min_seconds=seconds, seed=cfg.seed))
         del host
 
     if cfg.augment:
-        from pipelines import augment_benchmark  # pylint: disable=import-outside-toplevel
+        from benchmarks import augment as augment_benchmark  # pylint: disable=import-outside-toplevel
         results.extend(augment_benchmark.run_augment_benchmark(list(cfg.augment), image_size=size,
                                                                batch_size=batch, seed=cfg.seed))
     naive = next(r['images_per_sec'] for r in results if r['name'] == 'naive_tf_data')
@@ -316,7 +304,7 @@ def _time_disk_cache(decoded: tf.data.Dataset, folder: str, key: str, n: int, re
     path = cache_lib.file_cache_path(folder, key)
     start = time.perf_counter()
     on_disk = cache_lib.file_cache(decoded, path, resident_limit_bytes=resident_limit_bytes)
-    results.append(baselines.row('ours_disk_first_epoch', n, time.perf_counter() - start))
+    results.append(timing.row('ours_disk_first_epoch', n, time.perf_counter() - start))
     file_bytes = os.path.getsize(path)
     notes['disk_cache_file_bytes'] = file_bytes
     fd = os.open(path, os.O_RDONLY)
@@ -364,7 +352,7 @@ def _report(cfg: BenchmarkConfig, source: str, results: list, notes: dict) -> di
             'image_size': size,
             'batch_size': batch,
             'cpu_count': os.cpu_count(),
-            'device': device_description(),
+            'device': hardware.summary(),
             'source': source,
             'versions': {'tensorflow': tf.__version__, 'keras': importlib.metadata.version('keras'),
                          'python': platform.python_version(), 'numpy': np.__version__},
@@ -433,14 +421,14 @@ def config_from_flags(flag_values) -> BenchmarkConfig:
 
 def augment_only_report(flag_values) -> dict:
     """`--augment` without `--dataset`: the augmentation rows alone, in the pipeline report's schema."""
-    from pipelines import augment_benchmark  # pylint: disable=import-outside-toplevel
+    from benchmarks import augment as augment_benchmark  # pylint: disable=import-outside-toplevel
     policies = [p for p in flag_values.augment.split(',') if p]
     size = flag_values.image_size or 224
     batch = flag_values.batch_size or 64
     results = augment_benchmark.run_augment_benchmark(policies, image_size=size, batch_size=batch,
                                                       seed=flag_values.seed)
     return {'dataset': None, 'image_size': size, 'batch_size': batch, 'cpu_count': os.cpu_count(),
-            'device': device_description(), 'results': results}
+            'device': hardware.summary(), 'results': results}
 
 
 def main(argv):
@@ -457,7 +445,7 @@ def main(argv):
             report = run_benchmark(config_from_flags(flag_values))
             print(format_table(report))
     except ValueError as e:
-        print(f'pipelines.benchmark: error: {e}', file=sys.stderr)
+        print(f'benchmarks.input_pipeline: error: {e}', file=sys.stderr)
         return 2
     if flag_values.json:
         with open(flag_values.json, 'w') as f:

@@ -1,8 +1,8 @@
 """CLI: prepare a dataset without training (e.g. on a login node before a GPU job).
 
-    python -m pipelines.prepare --dataset=caltech256 [--data_dir=DIR] [--manual_dir=DIR] [--config=NAME]
-    python -m pipelines.prepare --dataset=folder --manual_dir=DIR_TAR_OR_ZIP [--max_image_pixels=N]
-    python -m pipelines.prepare --dataset=oxford_flowers102   (any TFDS image-classification name)
+    python -m cli.prepare --dataset=caltech256 [--data_dir=DIR] [--manual_dir=DIR] [--config=NAME]
+    python -m cli.prepare --dataset=folder --manual_dir=DIR_TAR_OR_ZIP [--max_image_pixels=N]
+    python -m cli.prepare --dataset=oxford_flowers102   (any TFDS image-classification name)
                                 [--allow_modified_archive] [--nodownload] [--rebuild]
 
 `--rebuild` prepares again over a prepared dataset (after a truncated or corrupt file was reported).
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     define_flags(flag_values)
     flags.DEFINE_bool('rebuild', False, 'Prepare again even if prepared (replaces a corrupt dataset).',
                       flag_values=flag_values)
+    if any(arg in ('--help', '-h', '--helpfull') for arg in argv[1:]):  # a private FlagValues has no absl --help
+        print(__doc__ + '\n' + flag_values.get_help())
+        return 0
     try:
         flag_values(argv)
     except flags.Error as e:

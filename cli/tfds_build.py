@@ -1,4 +1,4 @@
-"""`python -m pipelines.tfds_build pipelines/caltech256 [tfds build flags]`: TFDS's own `build` command.
+"""`python -m cli.tfds_build pipelines/caltech256 [tfds build flags]`: TFDS's own `build` command.
 
 The `tfds` CLI of tensorflow-datasets 4.9.10 imports apache-beam at start-up (for its
 `convert_format` command) and fails without it, before looking at the folder. This runs the same

@@ -1,12 +1,11 @@
 """Augmentation throughput: each policy on the device (compiled, whole batch) versus host-side alternatives.
 
-`python -m pipelines.augment_benchmark --augment=seed,flip_crop [--json=PATH]` prints images/s per row;
+`python -m benchmarks.augment --augment=seed,flip_crop [--json=PATH]` prints images/s per row;
 rows use the pipeline benchmark's schema {name, images_per_sec, images, seconds}, warm-up excluded.
 """
 
 import json
 import logging
-import time
 from typing import Callable
 
 from absl import app
@@ -14,13 +13,10 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.timing import time_batches, time_calls
 from pipelines import augment
 
 NUM_CLASSES = 1000
-
-
-def _row(name: str, images: int, seconds: float) -> dict:
-    return {'name': name, 'images_per_sec': images / seconds, 'images': images, 'seconds': seconds}
 
 
 def _uint8_batch(batch_size: int, size: int, seed: int) -> np.ndarray:
@@ -31,30 +27,17 @@ def _uint8_batch(batch_size: int, size: int, seed: int) -> np.ndarray:
     return np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
 
 
-def _time_calls(step: Callable[[], tf.Tensor], num_batches: int, batch_size: int, name: str) -> dict:
-    """Times num_batches calls after one warm-up (tracing, compiling); syncs once on the last output."""
-    first_pixel = lambda out: tf.nest.flatten(out)[0][0, 0, 0, 0].numpy()
-    first_pixel(step())
-    start = time.perf_counter()
-    last = None
-    for _ in range(num_batches):
-        last = step()
-    # Device ops run in order, so reading one element of the last output waits for all of them.
-    first_pixel(last)
-    return _row(name, num_batches * batch_size, time.perf_counter() - start)
-
-
 def _device_row(cfg: augment.AugmentConfig, images: tf.Tensor, labels: tf.Tensor, num_batches: int) -> dict:
     augmenter = augment.Augmenter(cfg)
 
-    @tf.function(jit_compile=augment.supports_jit(cfg))
+    @tf.function(jit_compile=True)
     def step(x, y):
         # The whole batch is returned: a reduced output would let XLA compute only the pixels it needs.
         out, soft = augmenter(x, y, training=True)
         return out, soft
 
-    return _time_calls(lambda: step(images, labels), num_batches, images.shape[0],
-                       f'augment_{cfg.policy}_device')
+    return time_calls(lambda: step(images, labels), num_batches=num_batches, batch_size=images.shape[0],
+                      name=f'augment_{cfg.policy}_device')
 
 
 def _host_row(cfg: augment.AugmentConfig, images: np.ndarray, labels: np.ndarray, num_batches: int) -> dict:
@@ -65,13 +48,7 @@ def _host_row(cfg: augment.AugmentConfig, images: np.ndarray, labels: np.ndarray
         dataset = tf.data.Dataset.zip(batches, seeds).map(
                 lambda xy, s: augment.augment_batch(xy[0], xy[1], tf.cast(s, tf.int32), cfg, training=True),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).prefetch(2)
-        iterator = iter(dataset)
-        next(iterator)
-        start = time.perf_counter()
-        count = 0
-        for x, _ in iterator:
-            count += int(x.shape[0])
-        return _row(f'augment_{cfg.policy}_host', count, time.perf_counter() - start)
+        return time_batches(dataset, name=f'augment_{cfg.policy}_host', min_images=num_batches * images.shape[0])
 
 
 def _keras_cv_seed_row(images: tf.Tensor, num_batches: int, seed: int) -> dict:
@@ -93,7 +70,8 @@ def _keras_cv_seed_row(images: tf.Tensor, num_batches: int, seed: int) -> dict:
             x = layer(x, training=True)
         return x
 
-    return _time_calls(lambda: step(images), num_batches, images.shape[0], 'augment_seed_keras_cv_layers')
+    return time_calls(lambda: step(images), num_batches=num_batches, batch_size=images.shape[0],
+                      name='augment_seed_keras_cv_layers')
 
 
 def _image_data_generator_row(images: np.ndarray, num_batches: int, seed: int) -> dict | None:
@@ -111,11 +89,7 @@ def _image_data_generator_row(images: np.ndarray, num_batches: int, seed: int) -
     generator = legacy_image.ImageDataGenerator(rotation_range=30, width_shift_range=0.2,
                                                 height_shift_range=0.2, horizontal_flip=True)
     flow = generator.flow(images.astype(np.float32), batch_size=images.shape[0], shuffle=False, seed=seed)
-    next(flow)
-    start = time.perf_counter()
-    for _ in range(num_batches):
-        next(flow)
-    return _row('augment_seed_imagedatagenerator', num_batches * images.shape[0], time.perf_counter() - start)
+    return time_batches(flow, name='augment_seed_imagedatagenerator', min_images=num_batches * images.shape[0])
 
 
 def run_augment_benchmark(policies: list[str], *, image_size: int = 224, batch_size: int = 64,
@@ -239,8 +213,8 @@ def run_library_comparison(parts: list[str], *, image_size: int = 224, batch_siz
             for jit in (True, False):
                 step = tf.function(apply, jit_compile=jit)
                 try:
-                    candidate = _time_calls(lambda: step(images, labels), num_batches, batch_size,
-                                            f'augment_{part}_{library}')
+                    candidate = time_calls(lambda: step(images, labels), num_batches=num_batches,
+                                           batch_size=batch_size, name=f'augment_{part}_{library}')
                 except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, ValueError, TypeError) as e:
                     logging.info('%s %s with jit_compile=%s failed: %s', part, library, jit, str(e)[:200])
                     continue

@@ -2,9 +2,9 @@
 
 import math
 
+from keras import ops
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from pipelines import augment
 from pipelines.augment import crops
@@ -12,9 +12,9 @@ from pipelines.augment import crops
 
 def _augment(policy, images, image_size, seed=0, training=True):
     cfg = augment.AugmentConfig(policy=policy, image_size=image_size, num_classes=2, seed=seed)
-    labels = tf.one_hot(tf.zeros([images.shape[0]], tf.int32), 2)
-    out, _ = augment.Augmenter(cfg)(tf.constant(images), labels, training=training)
-    return out.numpy()
+    labels = np.eye(2, dtype=np.float32)[np.zeros(images.shape[0], np.int64)]
+    out, _ = augment.Augmenter(cfg)(images, labels, training=training)
+    return ops.convert_to_numpy(out)
 
 
 def _centroid(channel):
@@ -109,10 +109,10 @@ def test_evaluation_is_a_deterministic_centre_crop():
 
 
 def test_centre_resizes_when_the_cache_is_smaller():
-    images = tf.fill([1, 16, 16, 3], tf.constant(200, tf.uint8))
-    out = crops.center(images, 32, dtype=tf.float32)
+    images = np.full([1, 16, 16, 3], 200, np.uint8)
+    out = crops.center(ops.convert_to_tensor(images), 32, dtype='float32')
     assert out.shape == (1, 32, 32, 3)
-    np.testing.assert_allclose(out.numpy(), 200.0, atol=1e-3)
+    np.testing.assert_allclose(ops.convert_to_numpy(out), 200.0, atol=1e-3)
 
 
 @pytest.mark.parametrize('policy', ['seed', 'rrc'])
@@ -125,3 +125,13 @@ def test_warps_are_smooth_maps_without_index_jumps(policy):
     out = _augment(policy, np.repeat(_coordinate_image(cache)[None], 8, axis=0), size)
     dx = np.abs(np.diff(out[..., 0], axis=2))
     assert dx.max() <= math.ceil(cache / size * 4.5 * 1.2)
+
+
+def test_centre_upscale_is_half_pixel_bilinear_like_tf_image_resize():
+    ramp = np.arange(16, dtype=np.float64) * 15.0  # 0..225 along x
+    images = np.broadcast_to(ramp[None, None, :, None], (1, 16, 16, 3)).astype(np.uint8)
+    out = ops.convert_to_numpy(crops.center(ops.convert_to_tensor(images), 32, dtype='float32'))
+    # Half-pixel centres, edges repeated: output x samples input (x + 0.5) / 2 - 0.5.
+    expected = np.interp((np.arange(32) + 0.5) / 2 - 0.5, np.arange(16), ramp)
+    np.testing.assert_allclose(out[0, 5, :, 0], expected, atol=1e-3)
+    np.testing.assert_allclose(out[0, :, 7, 1], out[0, 0, 7, 1], atol=1e-3)  # rows untouched

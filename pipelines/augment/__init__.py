@@ -5,6 +5,5 @@ from pipelines.augment.config import cache_size_for
 from pipelines.augment.config import POLICIES
 from pipelines.augment.layer import Augmenter
 from pipelines.augment.policies import augment_batch
-from pipelines.augment.policies import supports_jit
 
-__all__ = ['AugmentConfig', 'Augmenter', 'POLICIES', 'augment_batch', 'cache_size_for', 'supports_jit']
+__all__ = ['AugmentConfig', 'Augmenter', 'POLICIES', 'augment_batch', 'cache_size_for']

@@ -1,7 +1,7 @@
 """`Augmenter`: the Keras layer the compiled train step calls on each batch, seeded and checkpointed."""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from pipelines.augment import policies
 from pipelines.augment.config import AugmentConfig
@@ -28,26 +28,18 @@ class Augmenter(keras.layers.Layer):
         self._convert_input_args = False
         # NumPy batches (tests, notebooks) are accepted as well as tensors.
         self._allow_non_tensor_positional_args = True
-
-    @staticmethod
-    def supports_jit(cfg: AugmentConfig) -> bool:
-        """Whether this policy can run inside a jit_compile=True (XLA) train step."""
-        return policies.supports_jit(cfg)
+        # Its only state, the generator, exists already: built, so `stateless_call` works before a call.
+        self.built = True
 
     def call(self, images, labels, training=False):
         """Returns augmented (images in the compute dtype, float32 labels); see `augment_batch`."""
-        dtype = tf.as_dtype(self.compute_dtype)
         if not training:
-            return policies.augment_batch(images, labels, tf.zeros([2], tf.int32), self.cfg,
-                                          training=False, dtype=dtype)
-        seed = tf.cast(self.seed_generator.next(), tf.int32)
-        replica = tf.distribute.get_replica_context()
-        if replica is not None and replica.num_replicas_in_sync > 1:
-            # Replicas share the generator; without this they would draw the same boxes, angles and
-            # mixing weights for their different shards. The generator only advances the second word.
-            replica_id = tf.cast(replica.replica_id_in_sync_group, tf.int32)
-            seed = seed + tf.stack([replica_id, tf.constant(0, tf.int32)])
-        return policies.augment_batch(images, labels, seed, self.cfg, training=True, dtype=dtype)
+            return policies.augment_batch(images, labels, (0, 0), self.cfg, training=False,
+                                          dtype=self.compute_dtype)
+        seed = ops.cast(self.seed_generator.next(), 'int32')
+        if keras.backend.backend() == 'tensorflow':
+            seed = seed + _tf_replica_offset()
+        return policies.augment_batch(images, labels, seed, self.cfg, training=True, dtype=self.compute_dtype)
 
     def compute_output_spec(self, images, labels, training=False):
         size = self.cfg.image_size
@@ -64,3 +56,17 @@ class Augmenter(keras.layers.Layer):
         config = dict(config)
         cfg = AugmentConfig(**config.pop('cfg'))
         return cls(cfg, **config)
+
+
+def _tf_replica_offset():
+    """[2] int32 added to the seed on replica r of a multi-replica tf.distribute strategy: (r, 0).
+
+    Replicas share the generator; without this they would draw the same boxes, angles and mixing
+    weights for their different shards. The generator only advances the second word. JAX's
+    DataParallel runs one program over the whole global batch, so it needs no offset.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    replica = tf.distribute.get_replica_context()
+    if replica is None or replica.num_replicas_in_sync == 1:
+        return tf.zeros([2], tf.int32)
+    return tf.stack([tf.cast(replica.replica_id_in_sync_group, tf.int32), tf.constant(0, tf.int32)])

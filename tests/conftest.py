@@ -1,7 +1,39 @@
-"""Test session setup: quiet TensorFlow, the repo root importable, no network for datasets."""
+"""Test session setup and the harness tests share: the repository root, `run_train` with the small
+settings, and the tiny model the backup tests train. Quiet TensorFlow; the repo root importable."""
 
 import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# A run that finishes in seconds on a CPU: synthetic CIFAR-shaped data, the small from-scratch net,
+# 2 epochs of 3 steps, float32 (mixed precision on a CPU is slow and changes nothing tested here).
+SMALL = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',
+         '--batch_size=16', '--steps_per_epoch=3', '--epochs=2', '--precision=float32', '--head=gap']
+
+
+def run_train(*args):
+    """Runs train.main in-process with `args` parsed as the command line (global flags restored after)."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from absl.testing import flagsaver  # pylint: disable=import-outside-toplevel
+
+    import train  # pylint: disable=import-outside-toplevel  # defines the flags on import
+
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(['train.py', *args])
+        train.main(['train.py'])
+
+
+def tiny_model(learning_rate: float = 0.1, *, build_optimizer: bool = True):
+    """Dense 4 -> 3, compiled with Adam and MSE: enough state (weights + optimizer slots) to back up."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    model.compile(keras.optimizers.Adam(learning_rate), 'mse')
+    if build_optimizer:
+        model.optimizer.build(model.trainable_variables)
+    return model

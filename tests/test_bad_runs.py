@@ -5,7 +5,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from tests.test_train_run import SMALL, run_train
+from tests.conftest import SMALL, run_train
 from training import loop
 
 

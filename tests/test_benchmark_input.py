@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from benchmarks import baselines, timing
 from benchmarks import input_pipeline as benchmark
+from tests.conftest import ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = {'ours_first_epoch', 'ours_cached_epoch', 'ours_disk_first_epoch', 'ours_disk_cache_epoch',
         'ours_device_cache', 'naive_tf_data',
         'image_dataset_from_directory', 'memory_bandwidth_limit'}
@@ -21,11 +21,11 @@ ROWS = {'ours_first_epoch', 'ours_cached_epoch', 'ours_disk_first_epoch', 'ours_
 @pytest.mark.slow
 def test_cli_writes_the_report_schema(tmp_path):
     out = tmp_path / 'report.json'
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT)
     proc = subprocess.run(
             [sys.executable, '-m', 'benchmarks.input_pipeline', '--dataset=cifar100', '--examples=64', '--batch_size=16',
              '--min_seconds=0.05', f'--json={out}'],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report['dataset'] == 'cifar100' and report['image_size'] == 32

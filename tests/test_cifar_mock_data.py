@@ -5,7 +5,7 @@ import json
 import tensorflow_datasets as tfds
 
 from tests import fake_cifar
-from tests.test_train_run import run_train
+from tests.conftest import run_train
 
 
 def test_train_on_tfds_mock_data_through_the_real_pipeline(tmp_path):

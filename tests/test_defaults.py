@@ -18,9 +18,9 @@ from pipelines.sources import SourceConfig
 from training import backend, config as config_lib, strategy
 from training.config import TrainConfig
 from training.optimizers import OPTIMIZERS, SCHEDULES
+from tests.conftest import ROOT
 
 FLAGS = flags.FLAGS
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Flags whose None is not the field's default but a value derived at run time (the field has one).
 _DERIVED = {'backend': '$KERAS_BACKEND, else tensorflow'}

@@ -16,8 +16,8 @@ import tensorflow as tf
 
 from pipelines import cache
 from pipelines import pipeline
+from tests.conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N, SIZE, BATCH = 30, 8, 4
 
 

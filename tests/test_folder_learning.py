@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests import folder_trees
-from tests.test_train_run import run_train
+from tests.conftest import run_train
 
 
 @pytest.mark.slow

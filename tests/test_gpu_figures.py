@@ -9,8 +9,8 @@ import pytest
 
 from benchmarks import gpu_data
 from benchmarks import gpu_figures as gf
+from tests.conftest import ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _benchmark_report(ceiling: float, end_to_end: float) -> dict:
@@ -91,7 +91,7 @@ def test_smoke_epoch_part_writes_one_json_and_a_second_call_merges(tmp_path):
     env = dict(os.environ, KERAS_BACKEND='jax', TF_CPP_MIN_LOG_LEVEL='2')
     command = [sys.executable, '-m', 'benchmarks.gpu_figures', '--part=epoch', '--smoke', f'--out={out}',
                f'--work_dir={tmp_path / "work"}']
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc['smoke'] and doc['backend'] == 'jax' and doc['hardware']['cpu']['cores'] == os.cpu_count()
@@ -108,7 +108,7 @@ def test_smoke_epoch_part_writes_one_json_and_a_second_call_merges(tmp_path):
     assert 'cifar_resnet9 epoch, batch 32' in proc.stdout  # the printed table
 
     # The same call again merges into the JSON: measured runs are kept, not measured again.
-    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count('measured already on this device') == len(names)
     again = json.loads(out.read_text())

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow

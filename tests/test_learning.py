@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests import fake_cifar
-from tests.test_train_run import run_train
+from tests.conftest import run_train
 
 pytestmark = pytest.mark.backends
 

@@ -7,8 +7,8 @@ import sys
 from cli import prepare
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+from tests.conftest import ROOT
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_unknown_dataset_exits_with_one_line_naming_flag_value_and_choices(capsys):
@@ -39,7 +39,7 @@ def test_prepares_from_manual_archive_and_reports(tmp_path, capsys):
 
 
 def test_module_entry_point_prints_no_traceback():
-    result = subprocess.run([sys.executable, '-m', 'cli.prepare', '--dataset=nope'], cwd=_REPO,
+    result = subprocess.run([sys.executable, '-m', 'cli.prepare', '--dataset=nope'], cwd=ROOT,
                             capture_output=True, text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'},
                             timeout=120)
     assert result.returncode == 2

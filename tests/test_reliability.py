@@ -12,7 +12,6 @@ import shutil
 import threading
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -23,7 +22,7 @@ from pipelines import sources
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
 from pipelines.folder_lock import FolderLock
-from tests.test_train_run import SMALL, run_train
+from tests.conftest import SMALL, run_train, tiny_model
 from training import backup, loop, run_dir as run_dir_lib
 
 
@@ -205,14 +204,6 @@ def test_data_dir_that_is_a_file_is_one_line(tmp_path, capsys):
 
 # --- Backups ----------------------------------------------------------------------------------------
 
-def _tiny_trainer(learning_rate=0.1):
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    model.compile(keras.optimizers.Adam(learning_rate), 'mse')
-    model.optimizer.build(model.trainable_variables)
-    return model
-
-
 def _save(model, backup_dir, step):
     cb = backup.BackupCallback(str(backup_dir), every_steps=1, initial_global_step=step)
     cb.set_model(model)
@@ -227,24 +218,24 @@ def _corrupt(backup_dir, step):
 def test_all_backups_unreadable_stops_in_one_line_and_overwrite_starts_over(tmp_path):
     rd = run_dir_lib.RunDir(str(tmp_path / 'run'))
     rd.claim(_Cfg())
-    model = _tiny_trainer()
+    model = tiny_model()
     for step in (2, 4):
         _save(model, rd.backup, step)
         _corrupt(tmp_path / 'run' / 'backup', step)
     with pytest.raises(run_dir_lib.RunDirError) as e:  # train.py prints RunDirError as one line
-        backup.restore(_tiny_trainer(), rd.backup)
+        backup.restore(tiny_model(), rd.backup)
     message = str(e.value)
     assert 'step-0000000004' in message and 'step-0000000002' in message and '--overwrite' in message
     assert '\n' not in message
     assert rd.claim(_Cfg()) == 'resume'  # a plain rerun meets the same line again, never step 0
     with pytest.raises(backup.BackupError):
-        backup.restore(_tiny_trainer(), rd.backup)
+        backup.restore(tiny_model(), rd.backup)
     assert rd.claim(_Cfg(overwrite=True)) == 'new'  # the flag the line names starts over
-    assert not os.path.exists(rd.backup) and backup.restore(_tiny_trainer(), rd.backup) is None
+    assert not os.path.exists(rd.backup) and backup.restore(tiny_model(), rd.backup) is None
 
 
 def test_retention_never_deletes_the_fresh_backup_after_a_fallback(tmp_path):
-    model = _tiny_trainer()
+    model = tiny_model()
     for step in (4, 6):
         _save(model, tmp_path, step)
     _corrupt(tmp_path, 6)
@@ -252,14 +243,14 @@ def test_retention_never_deletes_the_fresh_backup_after_a_fallback(tmp_path):
     assert step == 4
     _save(model, tmp_path, 5)  # the resumed run's first backup sorts below the corrupt step-6
     assert sorted(os.listdir(tmp_path)) == ['step-0000000004', 'step-0000000005']
-    assert backup.restore(_tiny_trainer(), str(tmp_path))[0] == 5
+    assert backup.restore(tiny_model(), str(tmp_path))[0] == 5
 
 
 def test_a_resume_keeps_the_new_constant_learning_rate(tmp_path):
-    before = _tiny_trainer(learning_rate=0.1)
+    before = tiny_model(learning_rate=0.1)
     before.optimizer.iterations.assign(3)
     _save(before, tmp_path, 3)
-    lowered = _tiny_trainer(learning_rate=0.01)
+    lowered = tiny_model(learning_rate=0.01)
     backup.restore(lowered, str(tmp_path))
     assert int(lowered.optimizer.iterations.numpy()) == 3  # the rest of the state is the backup's
     assert float(lowered.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
@@ -270,7 +261,7 @@ def test_nan_advice_names_only_folders_that_exist(tmp_path):
                                              epoch=1, learning_rate=0.5)
     assert 'before any state was saved' in message and '--learning_rate=0.05' in message
     assert str(tmp_path / 'checkpoints') not in message and str(tmp_path / 'backup') not in message
-    _save(_tiny_trainer(), tmp_path / 'backup', 4)
+    _save(tiny_model(), tmp_path / 'backup', 4)
     message = backup.non_finite_loss_message(str(tmp_path / 'backup'), str(tmp_path / 'checkpoints'),
                                              epoch=1, learning_rate=0.5)
     assert f'the backup at global step 4 in {tmp_path / "backup"}' in message

@@ -11,8 +11,8 @@ import pytest
 
 from pipelines.caltech256 import archive, make_dummy_data
 from training import run_dir as run_dir_lib
+from tests.conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
 TRAIN = [sys.executable, os.path.join(ROOT, 'train.py'), '--dataset=cifar100', '--synthetic_data',
          '--model=cifar_resnet9', '--weights=none', '--head=gap', '--batch_size=8',

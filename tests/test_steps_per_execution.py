@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.test_train_run import run_train
+from tests.conftest import run_train
 from training import loop
 from training.config import RunConfig
 

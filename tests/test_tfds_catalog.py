@@ -9,7 +9,7 @@ import tensorflow_datasets as tfds
 
 from pipelines import datasets
 from pipelines import sources
-from tests.test_train_run import run_train
+from tests.conftest import run_train
 
 
 def _write_metadata(data_dir: pathlib.Path, name: str, split_sizes: dict[str, int]) -> None:

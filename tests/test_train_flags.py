@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # absl-formatted log lines from libraries (e.g. TFDS's "no dataset_info.json" warning) are not ours.

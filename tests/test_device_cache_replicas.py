@@ -3,10 +3,12 @@
 import os
 import subprocess
 import sys
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_each_replica_gathers_from_its_own_copy():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT, KERAS_BACKEND='tensorflow')
     result = subprocess.run([sys.executable, os.path.abspath(__file__)], cwd=ROOT, env=env,
@@ -15,6 +17,7 @@ def test_each_replica_gathers_from_its_own_copy():
     assert 'ok' in result.stdout
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_train_run_with_device_cache_on_two_mirrored_replicas(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT, KERAS_BACKEND='tensorflow')
     result = subprocess.run([sys.executable, os.path.abspath(__file__), 'train', str(tmp_path / 'run')],

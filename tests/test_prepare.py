@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import pytest
 
 from cli import prepare
 from pipelines.caltech256 import archive
@@ -38,6 +39,7 @@ def test_prepares_from_manual_archive_and_reports(tmp_path, capsys):
     assert 'skipped: 4 files' in out and '198.spider/RENAME2' in out and 'converted to RGB JPEG: 3' in out
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_module_entry_point_prints_no_traceback():
     result = subprocess.run([sys.executable, '-m', 'cli.prepare', '--dataset=nope'], cwd=ROOT,
                             capture_output=True, text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'},

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import pytest
 
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
@@ -22,6 +23,7 @@ def _build(tmp_path, **env):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **env))
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_tfds_build_on_the_folder_prepares_the_dataset(tmp_path):
     result = _build(tmp_path, CALTECH256_ALLOW_MODIFIED_ARCHIVE='1')
     assert result.returncode == 0, result.stderr[-2000:]
@@ -31,6 +33,7 @@ def test_tfds_build_on_the_folder_prepares_the_dataset(tmp_path):
     assert sizes['train'] > 0 and sizes['test'] > 0
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_tfds_build_refuses_the_modified_archive_by_default(tmp_path):
     result = _build(tmp_path)
     assert result.returncode != 0

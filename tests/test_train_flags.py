@@ -39,6 +39,7 @@ def _train(*args, cwd):
     (['--dataset=cifar100', '--precision=fp8'], ['--precision', 'fp8', 'mixed_bfloat16']),
     (['--dataset=caltech256', '--config=paper30'], ['--config', 'paper30', 'paper60']),
 ])
+@pytest.mark.slow  # starts a subprocess
 def test_bad_flag_is_one_line_nonzero_and_writes_nothing(tmp_path, args, needles):
     model_dir = tmp_path / 'run'
     result = _train(*args, f'--model_dir={model_dir}', f'--data_dir={tmp_path / "data"}', cwd=tmp_path)
@@ -52,6 +53,7 @@ def test_bad_flag_is_one_line_nonzero_and_writes_nothing(tmp_path, args, needles
     assert sorted(os.listdir(tmp_path)) == []
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_missing_data_offline_names_what_is_missing(tmp_path):
     result = _train('--dataset=cifar100', '--nodownload', '--weights=none', f'--data_dir={tmp_path / "data"}',
                     f'--model_dir={tmp_path / "run"}', cwd=tmp_path)

@@ -1,0 +1,41 @@
+"""The folder layout keeps the data flow one-way: the library packages never reach into the run or the tools."""
+
+import ast
+import os
+
+from tests.conftest import ROOT
+
+# Package -> packages it must not import: pipelines/ feeds training/, and neither depends on the tools.
+FORBIDDEN = {'pipelines': ('training', 'benchmarks', 'cli'), 'models': ('training', 'benchmarks', 'cli'),
+             'training': ('benchmarks', 'cli')}
+
+
+def _imports(path: str) -> set[str]:
+    tree = ast.parse(open(path).read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split('.')[0])
+    return names
+
+
+def test_library_packages_import_nothing_downstream():
+    found = []
+    for package, forbidden in FORBIDDEN.items():
+        for folder, _, files in os.walk(os.path.join(ROOT, package)):
+            for name in files:
+                if name.endswith('.py'):
+                    path = os.path.join(folder, name)
+                    found += [f'{os.path.relpath(path, ROOT)} imports {bad}'
+                              for bad in sorted(_imports(path) & set(forbidden))]
+    assert found == []
+
+
+def test_the_scan_sees_imports_inside_functions_and_type_checking_blocks(tmp_path):
+    # Both are how data_service.py once reached TrainConfig; the scan must see them.
+    path = tmp_path / 'm.py'
+    path.write_text('import typing\nif typing.TYPE_CHECKING:\n    import benchmarks.timing\n'
+                    'def f():\n    from training.config import TrainConfig\n')
+    assert _imports(str(path)) == {'typing', 'benchmarks', 'training'}

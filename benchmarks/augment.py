@@ -1,7 +1,9 @@
 """Augmentation throughput: each policy on the device (compiled, whole batch) versus host-side alternatives.
 
-`python -m benchmarks.augment --augment=seed,flip_crop [--json=PATH]` prints images/s per row;
-rows use the pipeline benchmark's schema {name, images_per_sec, images, seconds}, warm-up excluded.
+`[KERAS_BACKEND=jax] python -m benchmarks.augment --augment=seed,flip_crop [--json=PATH]` prints the
+backend and images/s per row; rows use the pipeline benchmark's schema {name, images_per_sec, images,
+seconds}, warm-up excluded (--json adds each row's backend). The host tf.data and KerasCV / Keras-core
+rows run on the TensorFlow backend only: under JAX, Keras ops are JAX arrays, which tf.data cannot map.
 """
 
 import json
@@ -10,9 +12,12 @@ from typing import Callable
 
 from absl import app
 from absl import flags
+import keras
 import numpy as np
+import PIL.Image
 import tensorflow as tf
 
+from benchmarks import hardware
 from benchmarks.timing import time_batches, time_calls
 from pipelines import augment
 
@@ -22,20 +27,40 @@ NUM_CLASSES = 1000
 def _uint8_batch(batch_size: int, size: int, seed: int) -> np.ndarray:
     # Smooth random images rather than white noise, so interpolation and histograms see photo-like data.
     rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(batch_size, 8, 8, 3)).astype(np.float32)
-    smooth = tf.image.resize(coarse, [size, size], method='bilinear').numpy()
+    coarse = rng.integers(0, 256, size=(batch_size, 8, 8, 3)).astype(np.uint8)
+    smooth = np.stack([np.asarray(PIL.Image.fromarray(c).resize((size, size), PIL.Image.BILINEAR), np.float32)
+                       for c in coarse])
     return np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
 
 
-def _device_row(cfg: augment.AugmentConfig, images: tf.Tensor, labels: tf.Tensor, num_batches: int) -> dict:
+def _tensorflow_backend() -> bool:
+    return keras.backend.backend() == 'tensorflow'
+
+
+def _compiled_augmenter(cfg: augment.AugmentConfig) -> Callable:
+    """(images, labels) -> (images, labels) through an `Augmenter` in one XLA computation per call.
+
+    As in the train step: TensorFlow runs the layer in a jit_compile=True tf.function (the generator
+    state is a variable); JAX jits its `stateless_call` and carries the state from call to call.
+    The whole batch is returned: a reduced output would let XLA compute only the pixels it needs.
+    """
     augmenter = augment.Augmenter(cfg)
+    if _tensorflow_backend():
+        return tf.function(lambda x, y: augmenter(x, y, training=True), jit_compile=True)
+    import jax  # pylint: disable=import-outside-toplevel
+    step = jax.jit(lambda variables, x, y: augmenter.stateless_call([], variables, x, y, training=True))
+    state = [v.value for v in augmenter.non_trainable_variables]
 
-    @tf.function(jit_compile=True)
-    def step(x, y):
-        # The whole batch is returned: a reduced output would let XLA compute only the pixels it needs.
-        out, soft = augmenter(x, y, training=True)
-        return out, soft
+    def call(x, y):
+        nonlocal state
+        outputs, state = step(state, x, y)
+        return outputs
 
+    return call
+
+
+def _device_row(cfg: augment.AugmentConfig, images, labels, num_batches: int) -> dict:
+    step = _compiled_augmenter(cfg)
     return time_calls(lambda: step(images, labels), num_batches=num_batches, batch_size=images.shape[0],
                       name=f'augment_{cfg.policy}_device')
 
@@ -104,21 +129,23 @@ def run_augment_benchmark(policies: list[str], *, image_size: int = 224, batch_s
         seed: the augmentation seed.
 
     Returns:
-        Rows {name, images_per_sec, images, seconds}: `augment_<policy>_device` and
-        `augment_<policy>_host` per policy, and for 'seed' also `augment_seed_keras_cv_layers` and
-        `augment_seed_imagedatagenerator`.
+        Rows {name, images_per_sec, images, seconds}: `augment_<policy>_device` and (TensorFlow backend)
+        `augment_<policy>_host` per policy, and for 'seed' also (TensorFlow backend)
+        `augment_seed_keras_cv_layers` and `augment_seed_imagedatagenerator`.
     """
     rows = []
-    labels = tf.one_hot(np.arange(batch_size) % NUM_CLASSES, NUM_CLASSES).numpy()
+    labels = np.eye(NUM_CLASSES, dtype=np.float32)[np.arange(batch_size) % NUM_CLASSES]
     for policy in policies:
         cfg = augment.AugmentConfig(policy=policy, image_size=image_size, num_classes=NUM_CLASSES, seed=seed)
         host_images = _uint8_batch(batch_size, augment.cache_size_for(cfg), seed)
-        device_images = tf.constant(host_images)
-        device_labels = tf.constant(labels)
+        device_images = keras.ops.convert_to_tensor(host_images)
+        device_labels = keras.ops.convert_to_tensor(labels)
         rows.append(_device_row(cfg, device_images, device_labels, num_batches))
-        rows.append(_host_row(cfg, host_images, labels, min(num_batches, 3)))
+        if _tensorflow_backend():
+            rows.append(_host_row(cfg, host_images, labels, min(num_batches, 3)))
         if policy == 'seed':
-            rows.append(_keras_cv_seed_row(device_images, num_batches, seed))
+            if _tensorflow_backend():
+                rows.append(_keras_cv_seed_row(device_images, num_batches, seed))
             generator_row = _image_data_generator_row(host_images, min(num_batches, 3), seed)
             if generator_row is not None:
                 rows.append(generator_row)
@@ -191,6 +218,7 @@ def run_library_comparison(parts: list[str], *, image_size: int = 224, batch_siz
 
     Rows `augment_<part>_keras_cv` and `augment_<part>_keras` (where the library has the op), run on
     the current device inside a tf.function, with or without XLA, whichever is faster (row key 'xla').
+    TensorFlow backend only (KerasCV's layers are TensorFlow code); on JAX, no rows.
 
     Args:
         parts: single policy names, e.g. ['seed', 'randaugment'].
@@ -203,7 +231,10 @@ def run_library_comparison(parts: list[str], *, image_size: int = 224, batch_siz
         Rows {name, images_per_sec, images, seconds, xla}.
     """
     rows = []
-    labels = tf.constant(tf.one_hot(np.arange(batch_size) % NUM_CLASSES, NUM_CLASSES).numpy())
+    if not _tensorflow_backend():
+        logging.warning('KerasCV / Keras-core comparison skipped: it runs on the TensorFlow backend only.')
+        return rows
+    labels = tf.one_hot(np.arange(batch_size) % NUM_CLASSES, NUM_CLASSES)
     for part in parts:
         cfg = augment.AugmentConfig(policy=part, image_size=image_size, num_classes=NUM_CLASSES, seed=seed)
         images = tf.cast(tf.constant(_uint8_batch(batch_size, augment.cache_size_for(cfg), seed)), tf.float32)
@@ -239,15 +270,15 @@ def main(argv, flag_values: flags.FlagValues | None = None):
         rows += run_library_comparison(parts, image_size=flag_values.image_size,
                                        batch_size=flag_values.batch_size, num_batches=flag_values.num_batches,
                                        seed=flag_values.seed)
-    device = tf.config.list_logical_devices('GPU') or tf.config.list_logical_devices('CPU')
-    print(f'device: {device[0].name}')
+    backend = keras.backend.backend()
+    print(f'backend: {backend}; device: {hardware.summary()}')
     for row in rows:
         xla = '' if 'xla' not in row else (' (XLA)' if row['xla'] else ' (no XLA)')
         print(f"{row['name']:<45} {row['images_per_sec']:>12,.0f} images/s "
               f"({row['images']} images in {row['seconds']:.2f} s){xla}")
     if flag_values.json:
         with open(flag_values.json, 'w') as f:
-            json.dump(rows, f, indent=2)
+            json.dump([dict(row, backend=backend) for row in rows], f, indent=2)
 
 
 def define_flags(flag_values: flags.FlagValues | None = None):

@@ -42,7 +42,8 @@ def time_calls(step: Callable, *, num_batches: int, batch_size: int, name: str) 
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel  # the iterator timing needs none
 
-    first_pixel = lambda out: tf.nest.flatten(out)[0][0, 0, 0, 0].numpy()
+    # float() reads a TensorFlow tensor and a JAX array alike (for JAX, it waits for the value).
+    first_pixel = lambda out: float(tf.nest.flatten(out)[0][0, 0, 0, 0])
     first_pixel(step())
     start = time.perf_counter()
     last = None

@@ -1,6 +1,7 @@
 """CIFAR-100 through TFDS's own `tfds.testing.mock_data` and the real pipeline and training code."""
 
 import json
+import pytest
 
 import tensorflow_datasets as tfds
 
@@ -8,6 +9,7 @@ from tests import fake_cifar
 from tests.conftest import run_train
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_train_on_tfds_mock_data_through_the_real_pipeline(tmp_path):
     # mock_data (USE_FILES) needs the dataset's metadata: prepare a tiny real cifar100 once for it.
     extracted = fake_cifar.write_cifar100_binary(tmp_path / 'extracted', {'train': 40, 'test': 10})

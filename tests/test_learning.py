@@ -10,6 +10,7 @@ from tests.conftest import run_train
 pytestmark = pytest.mark.backends
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_accuracy_far_above_chance_on_separable_classes(tmp_path):
     # 4 colour-coded classes in the real cifar-100-binary format, prepared by TFDS's cifar100 builder.
     extracted = fake_cifar.write_cifar100_binary(tmp_path / 'extracted', {'train': 512, 'test': 128},

@@ -162,6 +162,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     assert not (model_dir / 'results.json').exists()
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_seeded_deterministic_runs_give_bit_identical_weights(tmp_path):
     args = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',
             '--head=gap', '--batch_size=8', '--steps_per_epoch=4', '--epochs=1', '--precision=float32',

@@ -23,6 +23,7 @@ def test_a_derived_epoch_is_cut_to_whole_executions():
         loop._whole_executions(7, 16)  # pylint: disable=protected-access
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 @pytest.mark.backends
 def test_a_run_trains_exactly_its_steps(tmp_path):
     # 1,843 synthetic train examples at batch 256: 7 batches, cut to 4 steps of one 4-step execution.

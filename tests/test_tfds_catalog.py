@@ -36,6 +36,7 @@ def _write_metadata(data_dir: pathlib.Path, name: str, split_sizes: dict[str, in
         ('oxford_flowers102', {'train': 40, 'validation': 20, 'test': 20}, 'test', 102),
         ('food101', {'train': 40, 'validation': 20}, 'validation', 101),  # no test split
 ])
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_catalog_dataset_trains_through_mock_data(tmp_path, capsys, caplog, name, split_sizes, test_split,
                                                   num_classes):
     data_dir = tmp_path / 'data'

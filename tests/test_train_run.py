@@ -45,6 +45,7 @@ def test_synthetic_run_writes_config_metrics_model_and_plots(tmp_path, capsys):
     assert probs.shape == (2, 100) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_rerunning_a_finished_run_does_not_retrain(tmp_path, capsys):
     model_dir = tmp_path / 'run'
     run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1')
@@ -55,6 +56,7 @@ def test_rerunning_a_finished_run_does_not_retrain(tmp_path, capsys):
     assert os.path.getmtime(model_dir / 'results.json') == before
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_different_config_in_same_dir_is_refused(tmp_path, capsys):
     model_dir = tmp_path / 'run'
     run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1')
@@ -66,6 +68,7 @@ def test_different_config_in_same_dir_is_refused(tmp_path, capsys):
     assert json.load(open(model_dir / 'config.json'))['optimizer']['learning_rate'] == 0.5
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_freeze_backbone_then_unfreeze_with_ema_and_label_smoothing(tmp_path):
     model_dir = tmp_path / 'run'
     run_train(*SMALL, f'--model_dir={model_dir}', '--freeze_backbone_epochs=1', '--ema_decay=0.9',
@@ -75,6 +78,7 @@ def test_freeze_backbone_then_unfreeze_with_ema_and_label_smoothing(tmp_path):
     assert [row['epoch'] for row in json.load(open(model_dir / 'history.json'))] == [1, 2]
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_benchmark_mode_reports_ceiling_end_to_end_and_verdict(tmp_path, capsys):
     run_train(*SMALL, f'--model_dir={tmp_path / "bench"}', '--benchmark')
     report = json.load(open(tmp_path / 'bench' / 'benchmark.json'))
@@ -96,6 +100,7 @@ def test_benchmark_mode_reports_ceiling_end_to_end_and_verdict(tmp_path, capsys)
     assert os.listdir(tmp_path / 'bench') == ['benchmark.json']  # its scratch run is removed
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_device_cache_with_mixing_augmentation(tmp_path):
     model_dir = tmp_path / 'run'
     run_train(*SMALL, f'--model_dir={model_dir}', '--epochs=1', '--cache=device', '--augment=flip_crop+mixup')
@@ -104,6 +109,7 @@ def test_device_cache_with_mixing_augmentation(tmp_path):
     assert json.load(open(model_dir / 'results.json'))['optimizer_iterations'] == 3
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_caltech256_end_to_end_from_the_manual_archive_with_a_disk_cache(tmp_path):
     import shutil
     from pipelines.caltech256 import archive
@@ -131,6 +137,7 @@ def test_caltech256_end_to_end_from_the_manual_archive_with_a_disk_cache(tmp_pat
         assert path.stat().st_size == header.file_bytes
 
 
+@pytest.mark.slow  # a whole train.py run (or several)
 def test_flagfile_values_override_the_preset(tmp_path):
     flagfile = tmp_path / 'run.flags'
     flagfile.write_text('\n'.join(SMALL + [f'--model_dir={tmp_path / "run"}', '--epochs=1',

@@ -1,8 +1,8 @@
 """CIFAR-100 through TFDS's own `tfds.testing.mock_data` and the real pipeline and training code."""
 
 import json
-import pytest
 
+import pytest
 import tensorflow_datasets as tfds
 
 from tests import fake_cifar

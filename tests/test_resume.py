@@ -88,7 +88,8 @@ def test_sigterm_saves_then_exits_and_the_rerun_finishes(tmp_path):
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
     assert 'preempted' in out
-    assert _saved_steps(model_dir / 'backup')  # what the rerun resumes from
+    steps = _saved_steps(model_dir / 'backup')
+    assert steps  # what the rerun resumes from
     assert not (model_dir / 'results.json').exists()
     # The epoch SIGTERM cut short is not an epoch: not in the history, not a `last` checkpoint.
     done = steps[-1] // STEPS

@@ -106,3 +106,15 @@ class FolderLock:
             return self._fd is not None and os.path.samestat(os.fstat(self._fd), os.stat(self.path))
         except OSError:
             return False
+
+
+def file_on_the_way(path: str) -> str | None:
+    """The first existing component of `path` that is not a folder (a folder cannot be made there)."""
+    parts = os.path.abspath(os.path.expanduser(path)).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        prefix = os.sep.join(parts[:i])
+        if not os.path.exists(prefix):
+            return None
+        if not os.path.isdir(prefix):
+            return prefix
+    return None

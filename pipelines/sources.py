@@ -21,7 +21,7 @@ from pipelines.datasets import get_dataset_spec
 from pipelines.folder import fingerprint
 from pipelines.folder import images
 from pipelines.folder import members
-from pipelines.folder_lock import FolderLock
+from pipelines.folder_lock import FolderLock, file_on_the_way
 
 
 class DataMissingError(Exception):
@@ -80,7 +80,7 @@ class SourceConfig:
         elif self.manual_dir is not None and not epath.Path(self.manual_dir).is_dir():
             raise DataMissingError(f'--manual_dir={self.manual_dir} is not a directory')
         if self.data_dir is not None:
-            blocker = _file_on_the_way(self.data_dir)
+            blocker = file_on_the_way(self.data_dir)
             if blocker is not None:
                 itself = blocker == os.path.abspath(os.path.expanduser(self.data_dir))
                 what = 'is a file' if itself else f'is under {blocker}, a file'
@@ -222,18 +222,6 @@ def _unreadable_file(paths: list[str]) -> str | None:
                 pass
         except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError):
             return path
-    return None
-
-
-def _file_on_the_way(path: str) -> str | None:
-    """The first existing component of `path` that is not a folder, if any."""
-    parts = os.path.abspath(os.path.expanduser(path)).split(os.sep)
-    for i in range(2, len(parts) + 1):
-        prefix = os.sep.join(parts[:i])
-        if not os.path.exists(prefix):
-            return None
-        if not os.path.isdir(prefix):
-            return prefix
     return None
 
 

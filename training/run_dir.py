@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from pipelines.folder_lock import FolderBusyError, FolderLock
+from pipelines.folder_lock import FolderBusyError, FolderLock, file_on_the_way
 
 
 # Fields that change where or how a run executes but not what it learns: a rerun may differ in them.
@@ -102,7 +102,7 @@ class RunDir:
             os.close(fd)
             os.remove(probe)
         except OSError as e:
-            blocker = _file_on_the_way(self.path)
+            blocker = file_on_the_way(self.path)
             reason = f'{blocker} is a file, not a folder' if blocker else (e.strerror or str(e))
             raise RunDirError(f'--model_dir={self.path} is not writable: {reason}') from None
         finally:
@@ -194,13 +194,3 @@ def _shown(differences: list[str]) -> str:
     return '; '.join(differences[:4]) + ('; ...' if len(differences) > 4 else '')
 
 
-def _file_on_the_way(path: str) -> str | None:
-    """The first existing component of `path` that is not a folder, if any."""
-    parts = os.path.abspath(path).split(os.sep)
-    for i in range(2, len(parts) + 1):
-        prefix = os.sep.join(parts[:i])
-        if not os.path.exists(prefix):
-            return None
-        if not os.path.isdir(prefix):
-            return prefix
-    return None

@@ -13,6 +13,8 @@ import pytest
 from pipelines import augment
 from pipelines.augment import policies
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 ALL_POLICIES = ['none', 'seed', 'flip_crop', 'rrc', 'randaugment', 'mixup', 'cutmix', 'erasing',
                 'rrc+randaugment+erasing+mixup+cutmix']
 # TensorFlow graph ops that would mean a loop per image (while_loop, map_fn, vectorized_map fallbacks)

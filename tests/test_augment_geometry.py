@@ -9,6 +9,8 @@ import pytest
 from pipelines import augment
 from pipelines.augment import crops
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 
 def _augment(policy, images, image_size, seed=0, training=True):
     cfg = augment.AugmentConfig(policy=policy, image_size=image_size, num_classes=2, seed=seed)

@@ -9,6 +9,8 @@ from pipelines.augment import erasing
 from pipelines.augment import mixing
 from pipelines.augment import rng
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 BATCH = 16
 
 

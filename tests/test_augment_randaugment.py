@@ -10,6 +10,8 @@ import pytest
 from pipelines.augment import randaugment
 from pipelines.augment import rng
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 
 def _photo(seed=0, size=24):
     generator = np.random.default_rng(seed)

@@ -6,6 +6,8 @@ import pytest
 
 from pipelines.augment import rng
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 
 def _key(a, b):
     return rng.key(np.array([a, b], np.int32))

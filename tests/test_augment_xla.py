@@ -7,6 +7,8 @@ import pytest
 
 from pipelines import augment
 
+pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
+
 # The combined policy holds every part that seed and flip_crop do not; compiling each part alone
 # again would triple this file's time (RandAugment's unrolled layers take ~10 s to compile on CPU).
 XLA_POLICIES = ['seed', 'flip_crop', 'rrc+randaugment+erasing+mixup+cutmix']

@@ -94,16 +94,23 @@ def test_timed_callbacks_run_theirs_in_order_and_attribute_time():
     assert report['whole_run']['line'].startswith('epoch time ')
 
 
-@pytest.mark.parametrize('delay, low, high', [(0.0, 0.0, 0.45), (0.06, 0.55, 1.0)])
-def test_input_wait_is_measured_where_the_step_waits(delay, low, high):
+@pytest.mark.parametrize('delay', [0.0, 0.06])
+def test_input_wait_is_measured_where_the_step_waits(delay):
     probe = InputProbe()
     timed = TimedCallbacks([], probe)
     _tiny_model().fit(probe.wrap(_stream(delay)), epochs=1, steps_per_epoch=8, callbacks=[timed],
                       verbose=0)
     split = timed.total
-    # A 60 ms input per batch against a sub-millisecond step: most of each step is waiting.
-    assert low <= split.input_wait_seconds / split.step_seconds <= high
+    wait_per_step = split.input_wait_seconds / split.steps
     assert split.input_wait_seconds <= split.step_seconds
+    if delay:
+        # A 60 ms input per batch against a sub-millisecond step: most of each step is waiting.
+        assert 0.55 <= split.input_wait_seconds / split.step_seconds <= 1.0
+        assert wait_per_step >= 0.03
+    else:
+        # Ready input: whatever is counted is the probe's own noise, far below the 60 ms case (a ratio
+        # to a sub-millisecond step would be noise against noise on a loaded machine).
+        assert wait_per_step < 0.02
 
 
 def test_probe_leaves_batches_unchanged_and_ignores_what_it_cannot_wrap():

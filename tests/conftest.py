@@ -37,3 +37,25 @@ def tiny_model(learning_rate: float = 0.1, *, build_optimizer: bool = True):
     if build_optimizer:
         model.optimizer.build(model.trainable_variables)
     return model
+
+
+def compile_with_nan_loss_from(step: int, original):
+    """A `loop.compile_trainer` stand-in: compiles as `original`, then makes the loss NaN from `step` on.
+
+    The loss is multiplied by a factor that is 1 before `step`, NaN after (tf.where on the loss itself
+    would leak NaN gradients from the branch not taken).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    def compile_trainer(trainer, cfg, optimizer, jit_compile):
+        original(trainer, cfg, optimizer, jit_compile)
+        base = trainer.loss
+
+        def loss(y_true, y_pred):
+            factor = tf.where(optimizer.iterations >= step, np.nan, 1.0)
+            return base(y_true, y_pred) * tf.cast(factor, y_pred.dtype)
+
+        trainer.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'], jit_compile=False)
+
+    return compile_trainer

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from models.config import MAX_IMAGE_SIZE, ModelConfig
 from cli import prepare
@@ -22,7 +21,7 @@ from pipelines import sources
 from pipelines.caltech256 import archive
 from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
 from pipelines.folder_lock import FolderLock
-from tests.conftest import SMALL, run_train, tiny_model
+from tests.conftest import SMALL, compile_with_nan_loss_from, run_train, tiny_model
 from training import backup, loop, run_dir as run_dir_lib
 
 
@@ -271,20 +270,9 @@ def test_nan_advice_names_only_folders_that_exist(tmp_path):
 @pytest.mark.slow
 def test_nan_stop_advice_is_a_rerun_that_resumes(tmp_path, monkeypatch, capsys):
     original = loop.compile_trainer
-
-    def compile_with_nan_from_step_4(trainer, cfg, optimizer, jit_compile):
-        original(trainer, cfg, optimizer, jit_compile)
-        base = trainer.loss
-
-        def loss(y_true, y_pred):
-            factor = tf.where(optimizer.iterations >= 4, np.nan, 1.0)
-            return base(y_true, y_pred) * tf.cast(factor, y_pred.dtype)
-
-        trainer.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'], jit_compile=False)
-
     args = [*SMALL, '--steps_per_epoch=6', '--epochs=1', '--checkpoint_every_steps=2',
             '--learning_rate=0.01', f'--model_dir={tmp_path / "run"}']
-    monkeypatch.setattr(loop, 'compile_trainer', compile_with_nan_from_step_4)
+    monkeypatch.setattr(loop, 'compile_trainer', compile_with_nan_loss_from(4, original))
     message = _fails(capsys, *args)
     assert f'the backup at global step 4 in {tmp_path / "run" / "backup"}' in message
     assert os.path.isdir(tmp_path / 'run' / 'backup' / 'step-0000000004')

@@ -11,9 +11,8 @@ import h5py
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from tests.conftest import ROOT, run_train, tiny_model
+from tests.conftest import ROOT, compile_with_nan_loss_from, run_train, tiny_model
 from training import backup, loop
 
 STEPS, EPOCHS = 12, 2
@@ -135,20 +134,7 @@ def test_backups_keep_two_and_never_a_partial_folder(tmp_path):
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     original = loop.compile_trainer
-
-    def compile_with_nan_after_step_4(trainer, cfg, optimizer, jit_compile):
-        original(trainer, cfg, optimizer, jit_compile)
-        base = trainer.loss
-
-        def loss(y_true, y_pred):
-            # A factor that is 1 until step 4, then NaN (tf.where on the loss itself would leak
-            # NaN gradients from the branch not taken).
-            factor = tf.where(optimizer.iterations >= 4, np.nan, 1.0)
-            return base(y_true, y_pred) * tf.cast(factor, y_pred.dtype)
-
-        trainer.compile(optimizer=optimizer, loss=loss, metrics=['accuracy'], jit_compile=False)
-
-    monkeypatch.setattr(loop, 'compile_trainer', compile_with_nan_after_step_4)
+    monkeypatch.setattr(loop, 'compile_trainer', compile_with_nan_loss_from(4, original))
     model_dir = tmp_path / 'run'
     with pytest.raises(SystemExit) as e:
         run_train(*COMMON, f'--model_dir={model_dir}')

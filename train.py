@@ -124,7 +124,7 @@ def _warmup_epochs(preset: dict) -> float:
 def _dataset_spec(source):
     """The dataset's facts; a folder is prepared here (once), its report printed: its classes are its folders."""
     from cli import prepare
-    from pipelines import datasets, sources
+    from fastclassify.pipelines import datasets, sources
 
     try:
         spec = sources.dataset_spec(source)
@@ -142,7 +142,7 @@ def _preset(spec) -> tuple[dict, list[str]]:
     The preset's weights and head were chosen for its own model: when `--model` picks another family,
     that family's defaults replace them (an explicit `--weights` / `--head` still wins).
     """
-    from models.config import family_defaults
+    from fastclassify.models.config import family_defaults
 
     preset, notes = dict(spec.preset), []
     if FLAGS.model is not None and FLAGS.model != preset['model']:
@@ -166,13 +166,13 @@ def config_from_flags():
 
 def _config_and_notes():
     """The TrainConfig and the notes on preset values this run replaced (printed with the config)."""
-    from models.config import ModelConfig
-    from pipelines import datasets
-    from pipelines.augment import AugmentConfig, cache_size_for
-    from pipelines.pipeline import PipelineConfig
-    from pipelines.sources import SourceConfig
-    from training.config import RunConfig, TrainConfig
-    from training.optimizers import OptimizerConfig
+    from fastclassify.models.config import ModelConfig
+    from fastclassify.pipelines import datasets
+    from fastclassify.pipelines.augment import AugmentConfig, cache_size_for
+    from fastclassify.pipelines.pipeline import PipelineConfig
+    from fastclassify.pipelines.sources import SourceConfig
+    from fastclassify.training.config import RunConfig, TrainConfig
+    from fastclassify.training.optimizers import OptimizerConfig
 
     import keras
     if FLAGS.backend is not None and FLAGS.backend != keras.backend.backend():
@@ -245,7 +245,7 @@ def _fail(message: str, code: int) -> None:
 
 def select_backend() -> None:
     """Makes `--backend` (else $KERAS_BACKEND, else tensorflow) Keras' backend; before Keras is imported."""
-    from training import backend
+    from fastclassify.training import backend
 
     try:
         backend.select(FLAGS.backend)
@@ -257,12 +257,12 @@ def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a flag, e.g. --epochs=5', 2)
     select_backend()
-    from training import native_stderr
+    from fastclassify.training import native_stderr
 
     try:
         with native_stderr.held_back(drop_on=(ValueError,)):
             cfg, notes = _config_and_notes()
-            from training import strategy as strategy_lib
+            from fastclassify.training import strategy as strategy_lib
             # The strategy comes first (multi-worker collectives must be configured before the
             # runtime starts); device start-up logs here, held back; we print one line instead.
             try:
@@ -277,10 +277,10 @@ def main(argv):
     for note in notes:
         print(f'config: {note}', flush=True)
 
-    from models.weights import WeightsError
-    from pipelines.sources import DataMissingError
-    from training import loop
-    from training.run_dir import RunDirError
+    from fastclassify.models.weights import WeightsError
+    from fastclassify.pipelines.sources import DataMissingError
+    from fastclassify.training import loop
+    from fastclassify.training.run_dir import RunDirError
 
     try:
         if cfg.run.benchmark:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from benchmarks import hardware
 from benchmarks.timing import time_batches, time_calls
-from pipelines import augment
+from fastclassify.pipelines import augment
 
 NUM_CLASSES = 1000
 

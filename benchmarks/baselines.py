@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks.timing import row
-from pipelines import decode
+from fastclassify.pipelines import decode
 
 # ImageDataGenerator settings of the seed report's Caltech-256 run.
 SEED_POLICY = {'rotation_range': 30, 'width_shift_range': 0.2, 'height_shift_range': 0.2, 'horizontal_flip': True}

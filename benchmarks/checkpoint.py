@@ -22,11 +22,11 @@ def measure(model: str, image_size: int, batch_size: int, saves: int, steps: int
     import numpy as np
     import tensorflow as tf
 
-    from models.builder import build_model
-    from models.config import ModelConfig
-    from pipelines.augment import AugmentConfig, Augmenter
-    from training import backup
-    from training.trainer import Trainer
+    from fastclassify.models.builder import build_model
+    from fastclassify.models.config import ModelConfig
+    from fastclassify.pipelines.augment import AugmentConfig, Augmenter
+    from fastclassify.training import backup
+    from fastclassify.training.trainer import Trainer
 
     classifier = build_model(ModelConfig(model, 100, image_size))
     trainer = Trainer(classifier, Augmenter(AugmentConfig('none', image_size=image_size, num_classes=100)), 100)

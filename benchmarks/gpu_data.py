@@ -79,8 +79,8 @@ def caltech256(work_dir: str, num_files: int, *, seed: int = 0) -> PreparedData:
         return PreparedData('caltech256', str(data_dir), ready['splits'], 0.0, True)
     start = time.perf_counter()
     _hide_gpus_from_tensorflow()
-    from pipelines import sources  # pylint: disable=import-outside-toplevel
-    from pipelines.caltech256 import archive, make_dummy_data  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.caltech256 import archive, make_dummy_data  # pylint: disable=import-outside-toplevel
     manual = folder / 'manual'
     make_dummy_data.write_tar(manual / archive.ARCHIVE_NAME,
                               make_dummy_data.full_size_members(num_files, seed=seed))
@@ -108,7 +108,7 @@ def cifar100(work_dir: str, train: int, test: int, *, seed: int = 0) -> Prepared
     start = time.perf_counter()
     _hide_gpus_from_tensorflow()
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-    from pipelines import sources  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel
     from tests import fake_cifar  # pylint: disable=import-outside-toplevel
     extracted = fake_cifar.write_cifar100_binary(folder / 'extracted', {'train': train, 'test': test},
                                                  separable_classes=100, seed=seed)

@@ -26,12 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import baselines, hardware, timing
-from pipelines import cache as cache_lib
-from pipelines import decode
-from pipelines.device_cache import DeviceCache
-from pipelines import pipeline
-from pipelines import synthetic
-from pipelines.datasets import get_dataset_spec
+from fastclassify.pipelines import cache as cache_lib
+from fastclassify.pipelines import decode
+from fastclassify.pipelines.device_cache import DeviceCache
+from fastclassify.pipelines import pipeline
+from fastclassify.pipelines import synthetic
+from fastclassify.pipelines.datasets import get_dataset_spec
 
 # Examples decoded per run: enough for stable figures, small enough for a few minutes on 2 cores.
 DEFAULT_EXAMPLES = {'caltech256': 2000, 'cifar100': 20000}
@@ -108,7 +108,7 @@ def load_examples(cfg: BenchmarkConfig) -> tuple[list[bytes], np.ndarray, str]:
     spec = get_dataset_spec(cfg.dataset)
     n = cfg.num_examples
     if cfg.data_dir:
-        from pipelines import sources  # pylint: disable=import-outside-toplevel  # TFDS builders only here
+        from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel  # TFDS builders only here
         builder = sources.prepare(sources.SourceConfig(dataset=cfg.dataset, data_dir=cfg.data_dir, download=False))
         records = sources.read_split(builder, f'{spec.train_split}[:{n}]')
         blobs, labels = [], []

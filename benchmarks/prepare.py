@@ -17,8 +17,8 @@ import sys
 import tarfile
 import time
 
-from pipelines.caltech256 import archive
-from pipelines.caltech256 import make_dummy_data
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.caltech256 import make_dummy_data
 
 
 def _run(args: list[str]) -> tuple[float, int]:

@@ -18,13 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import hardware
-from models.builder import build_model
-from models.precision import resolve_jit_compile, resolve_precision
-from pipelines.augment import Augmenter
-from training import loop
-from training.config import TrainConfig
-from training.optimizers import build_optimizer
-from training.trainer import Trainer, training_stream
+from fastclassify.models.builder import build_model
+from fastclassify.models.precision import resolve_jit_compile, resolve_precision
+from fastclassify.pipelines.augment import Augmenter
+from fastclassify.training import loop
+from fastclassify.training.config import TrainConfig
+from fastclassify.training.optimizers import build_optimizer
+from fastclassify.training.trainer import Trainer, training_stream
 
 _INPUT_BOUND_BELOW = 0.97  # end-to-end under 97% of the ceiling counts as input-bound
 _SCRATCH = 'benchmark-run'  # the measured run's folder under --model_dir, removed afterwards

@@ -13,9 +13,9 @@ import sys
 from absl import flags
 from absl import logging
 
-from pipelines import sources
-from pipelines.folder import images
-from pipelines.datasets import DATASETS
+from fastclassify.pipelines import sources
+from fastclassify.pipelines.folder import images
+from fastclassify.pipelines.datasets import DATASETS
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:

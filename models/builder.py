@@ -2,10 +2,10 @@
 
 import keras
 
-from models import heads
-from models import registry
-from models import weights as weights_lib
-from models.config import ModelConfig
+from fastclassify.models import heads
+from fastclassify.models import registry
+from fastclassify.models import weights as weights_lib
+from fastclassify.models.config import ModelConfig
 
 
 def _backbone(family: registry.ModelFamily, cfg: ModelConfig) -> keras.Model:

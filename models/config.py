@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from models import heads
-from models import registry
+from fastclassify.models import heads
+from fastclassify.models import registry
 
 # Largest `--image_size`: one decoded uint8 image is S*S*3 bytes (12 MiB at 2048) in every cache, and a
 # model's activations grow with S*S (a ResNet-50 at 2048 px needs ~8 GB per image in training). Larger

@@ -6,7 +6,7 @@ from typing import Callable, Mapping
 
 import keras
 
-from models import cifar_nets
+from fastclassify.models import cifar_nets
 
 _KERAS_APPLICATIONS_URL = 'https://storage.googleapis.com/tensorflow/keras-applications/'
 

@@ -13,7 +13,7 @@ import keras
 # is read-only): the folder its applications look in, so ours must be the same.
 from keras.src.backend import config as keras_config
 
-from models import registry
+from fastclassify.models import registry
 
 # A `.keras` file is a zip: its members' sizes are checked from the zip directory before anything is
 # inflated, so a small hostile file cannot balloon memory. Keras' JSON members (config, metadata) are

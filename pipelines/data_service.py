@@ -14,8 +14,8 @@ import threading
 
 import tensorflow as tf
 
-from pipelines import decode
-from pipelines.pipeline import PipelineConfig
+from fastclassify.pipelines import decode
+from fastclassify.pipelines.pipeline import PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 MODES = ('distributed_epoch', 'parallel_epochs')
@@ -255,7 +255,7 @@ def distribute_train(service: ServiceConfig, dataset: str, pipeline_cfg: Pipelin
     Returns:
         An infinite dataset of static-shape batches, auto-sharding off.
     """
-    from pipelines import datasets, pipeline, sources, synthetic  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import datasets, pipeline, sources, synthetic  # pylint: disable=import-outside-toplevel
 
     check_dispatcher(service.address)
     batch = (input_context.get_per_replica_batch_size(pipeline_cfg.batch_size) if input_context

@@ -131,7 +131,7 @@ def get_dataset_spec(name: str) -> DatasetSpec:
     if name == FOLDER:
         return DatasetSpec(name=FOLDER, tfds_name=FOLDER_TFDS_NAME, num_classes=0, native_size=None,
                            train_split='train', test_split='test', preset=general_preset())
-    from pipelines import catalog  # pylint: disable=import-outside-toplevel  # TFDS only for catalog names
+    from fastclassify.pipelines import catalog  # pylint: disable=import-outside-toplevel  # TFDS only for catalog names
     catalog.check_name(name, sorted([*DATASETS, FOLDER]))
     return catalog_spec(name)
 
@@ -142,7 +142,7 @@ def catalog_spec(name: str, config: str | None = None, data_dir: str | None = No
     Split names are 'train'/'test' until the data is prepared; `pipelines.catalog.train_test_splits`
     then picks 'validation' as the test split where there is no 'test'.
     """
-    from pipelines import catalog  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import catalog  # pylint: disable=import-outside-toplevel
     facts = catalog.builder_facts(name, config, data_dir)
     splits = facts['splits']
     train, test = catalog.train_test_splits(name, splits) if splits else ('train', 'test')

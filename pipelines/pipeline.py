@@ -10,11 +10,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from pipelines import cache as cache_lib
-from pipelines import decode
-from pipelines import sources
-from pipelines import synthetic
-from pipelines.datasets import DatasetSpec
+from fastclassify.pipelines import cache as cache_lib
+from fastclassify.pipelines import decode
+from fastclassify.pipelines import sources
+from fastclassify.pipelines import synthetic
+from fastclassify.pipelines.datasets import DatasetSpec
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -12,16 +12,16 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 # Imported for its side effect: registers our `caltech256` builder with TFDS.
-from pipelines import caltech256  # noqa: F401  pylint: disable=unused-import
-from pipelines import catalog
-from pipelines import datasets
-from pipelines import folder
-from pipelines.caltech256 import archive
-from pipelines.datasets import get_dataset_spec
-from pipelines.folder import fingerprint
-from pipelines.folder import images
-from pipelines.folder import members
-from pipelines.folder_lock import FolderLock, file_on_the_way
+from fastclassify.pipelines import caltech256  # noqa: F401  pylint: disable=unused-import
+from fastclassify.pipelines import catalog
+from fastclassify.pipelines import datasets
+from fastclassify.pipelines import folder
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.datasets import get_dataset_spec
+from fastclassify.pipelines.folder import fingerprint
+from fastclassify.pipelines.folder import images
+from fastclassify.pipelines.folder import members
+from fastclassify.pipelines.folder_lock import FolderLock, file_on_the_way
 
 
 class DataMissingError(Exception):

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pipelines import cache as cache_lib
+from fastclassify.pipelines import cache as cache_lib
 
 # Training examples of `--synthetic_data` (validation is carved from them): enough for a few epochs of
 # steps at any preset batch, little enough to generate in a second.

@@ -44,7 +44,7 @@ def write_cifar100_binary(root: pathlib.Path, counts: dict[str, int], *, separab
 def offline_download(extracted: pathlib.Path):
     """Replaces only the network (the host check and the download): TFDS's cifar100 builder then parses
     the files itself."""
-    from pipelines import sources  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel
     with mock.patch.object(sources, 'unreachable_host', return_value=None), \
             mock.patch.object(tfds.download.DownloadManager, 'download_and_extract', return_value=extracted):
         yield

@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
-from pipelines.caltech256.make_dummy_data import image_bytes
+from fastclassify.pipelines.caltech256.make_dummy_data import image_bytes
 
 # A tree maps a path to its bytes, or to None for a folder with nothing in it.
 Tree = dict[str, bytes | None]

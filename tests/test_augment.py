@@ -10,8 +10,8 @@ from keras import ops
 import numpy as np
 import pytest
 
-from pipelines import augment
-from pipelines.augment import policies
+from fastclassify.pipelines import augment
+from fastclassify.pipelines.augment import policies
 
 pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 
@@ -166,7 +166,7 @@ _MIRRORED_SCRIPT = '''
 import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices('CPU')[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from pipelines import augment
+from fastclassify.pipelines import augment
 strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
 with strategy.scope():
     layer = augment.Augmenter(augment.AugmentConfig(policy='seed+mixup', image_size=16, num_classes=3))

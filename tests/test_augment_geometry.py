@@ -6,8 +6,8 @@ from keras import ops
 import numpy as np
 import pytest
 
-from pipelines import augment
-from pipelines.augment import crops
+from fastclassify.pipelines import augment
+from fastclassify.pipelines.augment import crops
 
 pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 

@@ -4,10 +4,10 @@ from keras import ops
 import numpy as np
 import pytest
 
-from pipelines import augment
-from pipelines.augment import erasing
-from pipelines.augment import mixing
-from pipelines.augment import rng
+from fastclassify.pipelines import augment
+from fastclassify.pipelines.augment import erasing
+from fastclassify.pipelines.augment import mixing
+from fastclassify.pipelines.augment import rng
 
 pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 

@@ -14,7 +14,7 @@ from keras import ops
 import numpy as np
 import pytest
 
-from pipelines import augment
+from fastclassify.pipelines import augment
 
 # Every policy alone, the label mixing of both mixers, and the longest chain.
 PARITY_POLICIES = ['none', 'seed', 'flip_crop', 'rrc', 'randaugment', 'mixup', 'cutmix', 'erasing',

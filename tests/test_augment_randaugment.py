@@ -7,8 +7,8 @@ import PIL.ImageEnhance
 import PIL.ImageOps
 import pytest
 
-from pipelines.augment import randaugment
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import randaugment
+from fastclassify.pipelines.augment import rng
 
 pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 

@@ -4,7 +4,7 @@ from keras import ops
 import numpy as np
 import pytest
 
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import rng
 
 pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 

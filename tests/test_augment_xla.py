@@ -5,7 +5,7 @@ from keras import ops
 import numpy as np
 import pytest
 
-from pipelines import augment
+from fastclassify.pipelines import augment
 
 pytestmark = pytest.mark.backends  # CI runs these under TensorFlow and JAX
 

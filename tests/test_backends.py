@@ -19,10 +19,10 @@ SIZE, CLASSES, BATCH, STEPS = 16, 4, 16, 6
 def _curve(init_path: str) -> list[float]:
     """Trains a small conv net through the real Trainer for STEPS steps; returns the per-step losses."""
     import keras
-    from pipelines import pipeline
-    from pipelines.augment import Augmenter, AugmentConfig
-    from pipelines.cache import host_cache_from_arrays
-    from training.trainer import Trainer, training_stream
+    from fastclassify.pipelines import pipeline
+    from fastclassify.pipelines.augment import Augmenter, AugmentConfig
+    from fastclassify.pipelines.cache import host_cache_from_arrays
+    from fastclassify.training.trainer import Trainer, training_stream
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3))

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import SMALL, run_train
-from training import loop
+from fastclassify.training import loop
 
 
 def _fails_with(capsys, *args):

@@ -4,9 +4,9 @@ import keras
 import pytest
 import tensorflow as tf
 
-from models import builder
-from models.config import ModelConfig
-from training import batch_size
+from fastclassify.models import builder
+from fastclassify.models.config import ModelConfig
+from fastclassify.training import batch_size
 
 
 class _MemoryLimit(keras.layers.Layer):

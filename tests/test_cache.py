@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import cache
+from fastclassify.pipelines import cache
 
 
 def _examples(n, size=8):
@@ -63,7 +63,7 @@ def test_host_cache_shares_the_numpy_buffer():
 
 
 def test_iterating_the_train_stream_does_not_copy_the_memory_cache():
-    from pipelines import pipeline  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import pipeline  # pylint: disable=import-outside-toplevel
 
     def rss_anon():
         with open('/proc/self/status') as f:

@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from pipelines import caltech256  # noqa: F401  registers the builder
-from pipelines.caltech256 import archive
-from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
-from pipelines.caltech256.make_dummy_data import dummy_members
-from pipelines.caltech256.make_dummy_data import image_bytes
-from pipelines.caltech256.make_dummy_data import write_tar
-from pipelines.folder import members
+from fastclassify.pipelines import caltech256  # noqa: F401  registers the builder
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+from fastclassify.pipelines.caltech256.make_dummy_data import dummy_members
+from fastclassify.pipelines.caltech256.make_dummy_data import image_bytes
+from fastclassify.pipelines.caltech256.make_dummy_data import write_tar
+from fastclassify.pipelines.folder import members
 
 ROOT = archive.ROOT
 

@@ -2,7 +2,7 @@
 
 import tensorflow_datasets as tfds
 
-from pipelines import caltech256
+from fastclassify.pipelines import caltech256
 
 # dummy_data/download/ holds the archive that the harness's mocked `dl_manager.download` returns;
 # the harness's manual_dir is dummy_data/ itself, which has no archive, so the download path is exercised.

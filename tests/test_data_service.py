@@ -24,7 +24,7 @@ if ROOT not in sys.path:  # run as a script by the worker-kill test: conftest.py
     sys.path.insert(0, ROOT)
 
 from cli.data_service import start_dispatcher  # noqa: E402
-from pipelines import data_service, synthetic  # noqa: E402
+from fastclassify.pipelines import data_service, synthetic  # noqa: E402
 
 SIZE = 16
 BATCH = 8
@@ -134,13 +134,13 @@ def test_distributed_epoch_serves_every_example_exactly_once_per_epoch(service):
 @pytest.mark.slow
 def test_the_trainer_fits_from_the_service(service, tmp_path):
     import keras  # pylint: disable=import-outside-toplevel
-    from models.config import ModelConfig  # pylint: disable=import-outside-toplevel
-    from pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
-    from pipelines.pipeline import PipelineConfig  # pylint: disable=import-outside-toplevel
-    from pipelines.sources import SourceConfig  # pylint: disable=import-outside-toplevel
-    from training.config import RunConfig, TrainConfig  # pylint: disable=import-outside-toplevel
-    from training.optimizers import OptimizerConfig  # pylint: disable=import-outside-toplevel
-    from training.trainer import Trainer  # pylint: disable=import-outside-toplevel
+    from fastclassify.models.config import ModelConfig  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.pipeline import PipelineConfig  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.sources import SourceConfig  # pylint: disable=import-outside-toplevel
+    from fastclassify.training.config import RunConfig, TrainConfig  # pylint: disable=import-outside-toplevel
+    from fastclassify.training.optimizers import OptimizerConfig  # pylint: disable=import-outside-toplevel
+    from fastclassify.training.trainer import Trainer  # pylint: disable=import-outside-toplevel
 
     cfg = TrainConfig(
         source=SourceConfig('cifar100'),

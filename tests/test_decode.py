@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pipelines import decode
+from fastclassify.pipelines import decode
 
 
 def _encode(pixels: np.ndarray, fmt: str, mode: str | None = None, **kwargs) -> bytes:

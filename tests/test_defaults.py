@@ -11,13 +11,13 @@ from absl import flags
 from absl.testing import flagsaver
 
 import train
-from models import precision
+from fastclassify.models import precision
 from cli import prepare
-from pipelines import data_service, datasets
-from pipelines.sources import SourceConfig
-from training import backend, config as config_lib, strategy
-from training.config import TrainConfig
-from training.optimizers import OPTIMIZERS, SCHEDULES
+from fastclassify.pipelines import data_service, datasets
+from fastclassify.pipelines.sources import SourceConfig
+from fastclassify.training import backend, config as config_lib, strategy
+from fastclassify.training.config import TrainConfig
+from fastclassify.training.optimizers import OPTIMIZERS, SCHEDULES
 from tests.conftest import ROOT
 
 FLAGS = flags.FLAGS

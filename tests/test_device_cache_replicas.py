@@ -33,7 +33,7 @@ def _train(model_dir):
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from absl import flags
     import train
-    from training import loop
+    from fastclassify.training import loop
     flags.FLAGS(['train.py', '--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9',
                  '--weights=none', '--head=gap', '--batch_size=16', '--steps_per_epoch=2', '--epochs=1',
                  '--precision=float32', '--cache=device', '--augment=flip_crop',
@@ -48,7 +48,7 @@ def _main():
     import tensorflow as tf
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pipelines.device_cache import DeviceCache
+    from fastclassify.pipelines.device_cache import DeviceCache
 
     images = np.arange(8 * 2 * 2 * 3, dtype=np.uint8).reshape(8, 2, 2, 3)
     strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])

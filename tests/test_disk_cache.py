@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import cache
-from pipelines import pipeline
+from fastclassify.pipelines import cache
+from fastclassify.pipelines import pipeline
 from tests.conftest import ROOT
 
 N, SIZE, BATCH = 30, 8, 4
@@ -267,7 +267,7 @@ def test_sigkill_while_writing_leaves_nothing_a_later_run_trusts(tmp_path, caplo
         import time
         import numpy as np
         import tensorflow as tf
-        from pipelines import cache
+        from fastclassify.pipelines import cache
         images = np.zeros((2000, 64, 64, 3), np.uint8)
         ds = tf.data.Dataset.from_tensor_slices((images, np.arange(2000, dtype=np.int32)))
         def slow(image, label):

@@ -6,8 +6,8 @@ import time
 import pytest
 import tensorflow_datasets as tfds
 
-from pipelines import sources
-from pipelines.caltech256 import caltech256_dataset_builder
+from fastclassify.pipelines import sources
+from fastclassify.pipelines.caltech256 import caltech256_dataset_builder
 
 
 def _closed_port() -> int:

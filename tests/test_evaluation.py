@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import evaluation
+from fastclassify.training import evaluation
 
 
 def test_report_matches_hand_computed_metrics():

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from pipelines import sources
+from fastclassify.pipelines import sources
 from tests import folder_trees
 
 ONE_POOL_SKIPPED = {

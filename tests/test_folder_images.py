@@ -8,8 +8,8 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from pipelines.folder import images
-from pipelines.caltech256.make_dummy_data import image_bytes
+from fastclassify.pipelines.folder import images
+from fastclassify.pipelines.caltech256.make_dummy_data import image_bytes
 
 
 def _decoded(jpeg: bytes) -> np.ndarray:

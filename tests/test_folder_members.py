@@ -4,7 +4,7 @@ import io
 import os
 import zipfile
 
-from pipelines.folder import members
+from fastclassify.pipelines.folder import members
 from tests import folder_trees
 
 

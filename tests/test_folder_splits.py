@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from pipelines.folder.splits import Candidate
-from pipelines.folder.splits import assign_splits
+from fastclassify.pipelines.folder.splits import Candidate
+from fastclassify.pipelines.folder.splits import assign_splits
 
 
 def _candidates(per_class: dict[int, int]) -> list[Candidate]:

@@ -10,14 +10,20 @@ FORBIDDEN = {'pipelines': ('training', 'benchmarks', 'cli'), 'models': ('trainin
              'training': ('benchmarks', 'cli')}
 
 
+def _top(module: str) -> str:
+    # fastclassify.pipelines.x -> pipelines: the installed namespace over the repository's folders.
+    parts = module.split('.')
+    return parts[1] if parts[0] == 'fastclassify' and len(parts) > 1 else parts[0]
+
+
 def _imports(path: str) -> set[str]:
     tree = ast.parse(open(path).read())
     names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split('.')[0] for alias in node.names}
+            names |= {_top(alias.name) for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split('.')[0])
+            names.add(_top(node.module))
     return names
 
 

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 
-from models import builder
-from models import cifar_nets
-from models import precision
-from models import registry
-from models.config import ModelConfig
+from fastclassify.models import builder
+from fastclassify.models import cifar_nets
+from fastclassify.models import precision
+from fastclassify.models import registry
+from fastclassify.models.config import ModelConfig
 
 
 @pytest.fixture(autouse=True)

@@ -96,13 +96,13 @@ def test_train_py_with_two_workers_writes_one_set_of_outputs(tmp_path):
 def _worker_main(model_dir: str) -> None:
     """One worker of the lockstep test: a tiny model, per-worker input, the chief alone keeps its output."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
+    from fastclassify.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
 
     strategy = strategy_lib.build_strategy('auto')  # TF_CONFIG with two workers -> multi_worker
     assert isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy), type(strategy)
     import keras  # pylint: disable=import-outside-toplevel
-    from pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
-    from training.trainer import Trainer  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
+    from fastclassify.training.trainer import Trainer  # pylint: disable=import-outside-toplevel
 
     size, classes = 8, 4
     keras.utils.set_random_seed(0)

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from training import optimizers
-from training.optimizers import OptimizerConfig
+from fastclassify.training import optimizers
+from fastclassify.training.optimizers import OptimizerConfig
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import pipeline
-from pipelines import synthetic
-from pipelines.datasets import get_dataset_spec
+from fastclassify.pipelines import pipeline
+from fastclassify.pipelines import synthetic
+from fastclassify.pipelines.datasets import get_dataset_spec
 
 N_TRAIN, N_VAL, N_TEST, SIZE, BATCH = 30, 6, 11, 16, 4
 
@@ -143,7 +143,7 @@ def test_synthetic_inputs_have_the_dataset_shape(cache):
 
 
 def test_build_inputs_on_tfds_own_cifar100_builder(tmp_path):
-    from pipelines import sources  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel
     from tests import fake_cifar  # pylint: disable=import-outside-toplevel
     extracted = fake_cifar.write_cifar100_binary(tmp_path / 'extracted', {'train': 12, 'test': 4})
     with fake_cifar.offline_download(extracted):

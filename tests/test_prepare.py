@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from cli import prepare
-from pipelines.caltech256 import archive
-from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
 from tests.conftest import ROOT
 
 

@@ -12,15 +12,15 @@ import time
 
 import pytest
 
-from pipelines import sources
-from pipelines.caltech256 import archive, make_dummy_data
+from fastclassify.pipelines import sources
+from fastclassify.pipelines.caltech256 import archive, make_dummy_data
 from tests.conftest import ROOT
 
 # Runs `python -m cli.prepare ARGS` with the builder's example generator stopping for good at example 100
 # (after touching the file argv[1]), so the parent kills a build that is certainly under way.
 _HELD_PREPARE = """
 import sys, time
-from pipelines.folder import builder_base
+from fastclassify.pipelines.folder import builder_base
 from cli import prepare
 held, generate = sys.argv[1], builder_base.ClassFolderBuilder._generate_examples
 def held_generate(self, *args, **kwargs):

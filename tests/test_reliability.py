@@ -15,14 +15,14 @@ import time
 import numpy as np
 import pytest
 
-from models.config import MAX_IMAGE_SIZE, ModelConfig
+from fastclassify.models.config import MAX_IMAGE_SIZE, ModelConfig
 from cli import prepare
-from pipelines import sources
-from pipelines.caltech256 import archive
-from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
-from pipelines.folder_lock import FolderLock
+from fastclassify.pipelines import sources
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+from fastclassify.pipelines.folder_lock import FolderLock
 from tests.conftest import SMALL, compile_with_nan_loss_from, run_train, tiny_model
-from training import backup, loop, run_dir as run_dir_lib
+from fastclassify.training import backup, loop, run_dir as run_dir_lib
 
 
 def _error_line(capsys) -> str:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from pipelines.caltech256 import archive, make_dummy_data
-from training import run_dir as run_dir_lib
+from fastclassify.pipelines.caltech256 import archive, make_dummy_data
+from fastclassify.training import run_dir as run_dir_lib
 from tests.conftest import ROOT
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')

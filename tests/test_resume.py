@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, compile_with_nan_loss_from, run_train, tiny_model
-from training import backup, loop
+from fastclassify.training import backup, loop
 
 STEPS, EPOCHS = 12, 2
 COMMON = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',

@@ -30,7 +30,7 @@ def _probe(model_dir: str, record: str) -> None:
     """Runs train.py's main with the device-cache stream recording (position, example ids)."""
     import tensorflow as tf
     from absl import app
-    from pipelines import pipeline
+    from fastclassify.pipelines import pipeline
     import train
 
     original = pipeline.train_indices_for_device

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from training import run_dir as run_dir_lib
+from fastclassify.training import run_dir as run_dir_lib
 
 
 class _Cfg:

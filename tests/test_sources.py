@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from pipelines import sources
-from pipelines.caltech256 import archive
-from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+from fastclassify.pipelines import sources
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
 from tests import fake_cifar
 
 

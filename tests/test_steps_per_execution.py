@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tests.conftest import run_train
-from training import loop
-from training.config import RunConfig
+from fastclassify.training import loop
+from fastclassify.training.config import RunConfig
 
 
 def test_an_epoch_that_is_not_a_multiple_is_refused_in_one_line():

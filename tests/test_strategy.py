@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from training import strategy as strategy_lib  # noqa: E402
+from fastclassify.training import strategy as strategy_lib  # noqa: E402
 
 GLOBAL_BATCH = 16
 STEPS = 4
@@ -126,8 +126,8 @@ def _replicas_main(name: str, feed: str) -> None:
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras  # pylint: disable=import-outside-toplevel
-    from pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
-    from training.trainer import Trainer  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.augment import AugmentConfig, Augmenter  # pylint: disable=import-outside-toplevel
+    from fastclassify.training.trainer import Trainer  # pylint: disable=import-outside-toplevel
 
     size, classes = 8, 4
     strategy = strategy_lib.build_strategy(name)

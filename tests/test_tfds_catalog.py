@@ -7,8 +7,8 @@ import pathlib
 import pytest
 import tensorflow_datasets as tfds
 
-from pipelines import datasets
-from pipelines import sources
+from fastclassify.pipelines import datasets
+from fastclassify.pipelines import sources
 from tests.conftest import run_train
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.time_split import InputProbe, TimedCallbacks, TimeSplit
+from fastclassify.training.time_split import InputProbe, TimedCallbacks, TimeSplit
 
 
 def test_parts_shares_and_per_step_add_up():

@@ -112,8 +112,8 @@ def test_device_cache_with_mixing_augmentation(tmp_path):
 @pytest.mark.slow  # a whole train.py run (or several)
 def test_caltech256_end_to_end_from_the_manual_archive_with_a_disk_cache(tmp_path):
     import shutil
-    from pipelines.caltech256 import archive
-    from pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
+    from fastclassify.pipelines.caltech256 import archive
+    from fastclassify.pipelines.caltech256.make_dummy_data import DUMMY_ARCHIVE
     manual = tmp_path / 'manual'
     manual.mkdir()
     shutil.copy(DUMMY_ARCHIVE, manual / archive.ARCHIVE_NAME)
@@ -127,7 +127,7 @@ def test_caltech256_end_to_end_from_the_manual_archive_with_a_disk_cache(tmp_pat
     assert results['num_examples'] == 5
     assert {w['name'] for w in results['worst_classes']} <= {'ak47', 'american-flag', 'dog', 'spider', 'clutter'}
     # The disk cache is one memory-mapped file per split and size, trusted only with a valid header page.
-    from pipelines import cache as cache_lib
+    from fastclassify.pipelines import cache as cache_lib
     files = sorted((tmp_path / 'data' / 'cache').rglob('*.u8cache'))
     assert files
     for path in files:

@@ -5,9 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines.augment import Augmenter, AugmentConfig
-from pipelines.device_cache import DeviceCache
-from training.trainer import Trainer
+from fastclassify.pipelines.augment import Augmenter, AugmentConfig
+from fastclassify.pipelines.device_cache import DeviceCache
+from fastclassify.training.trainer import Trainer
 
 pytestmark = pytest.mark.backends
 

@@ -10,10 +10,10 @@ import pytest
 from keras.src.backend import config as keras_config
 from keras.src.utils import file_utils
 
-from models import builder
-from models import registry
-from models import weights
-from models.config import ModelConfig
+from fastclassify.models import builder
+from fastclassify.models import registry
+from fastclassify.models import weights
+from fastclassify.models.config import ModelConfig
 
 SIZE = 16
 

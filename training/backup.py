@@ -13,7 +13,7 @@ import signal
 import keras
 from absl import logging
 
-from training.run_dir import UNREADABLE_MARKER, RunDirError, write_json_atomic
+from fastclassify.training.run_dir import UNREADABLE_MARKER, RunDirError, write_json_atomic
 
 _WEIGHTS = 'state.weights.h5'
 _META = 'state.json'

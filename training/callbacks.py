@@ -12,8 +12,8 @@ import time
 import keras
 from absl import logging
 
-from training.plots import plot_history
-from training.run_dir import RunDir, write_atomic, write_json_atomic
+from fastclassify.training.plots import plot_history
+from fastclassify.training.run_dir import RunDir, write_atomic, write_json_atomic
 
 
 class CheckpointCallback(keras.callbacks.Callback):

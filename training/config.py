@@ -4,15 +4,15 @@ import dataclasses
 import json
 from typing import Any
 
-from models.config import ModelConfig
-from models.precision import JIT_CHOICES, PRECISIONS
-from pipelines.augment import AugmentConfig
-from pipelines.data_service import DEFAULT_STALL_TIMEOUT_S, MODES as DATA_SERVICE_MODES
-from pipelines.pipeline import PipelineConfig
-from pipelines.sources import SourceConfig
-from training.backend import BACKENDS
-from training.optimizers import OptimizerConfig
-from training.strategy import STRATEGIES
+from fastclassify.models.config import ModelConfig
+from fastclassify.models.precision import JIT_CHOICES, PRECISIONS
+from fastclassify.pipelines.augment import AugmentConfig
+from fastclassify.pipelines.data_service import DEFAULT_STALL_TIMEOUT_S, MODES as DATA_SERVICE_MODES
+from fastclassify.pipelines.pipeline import PipelineConfig
+from fastclassify.pipelines.sources import SourceConfig
+from fastclassify.training.backend import BACKENDS
+from fastclassify.training.optimizers import OptimizerConfig
+from fastclassify.training.strategy import STRATEGIES
 
 # The choices are defined where they are acted on; RunConfig checks a flag against them early.
 

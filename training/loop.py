@@ -12,17 +12,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from models.builder import build_model, set_backbone_trainable
-from models.precision import apply_precision, resolve_jit_compile
-from pipelines import datasets, sources
-from pipelines.augment import Augmenter
-from pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
-from training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
-from training.batch_size import find_max_batch_size, is_out_of_memory
-from training.config import TrainConfig
-from training.optimizers import build_optimizer, ema_callbacks
-from training.run_dir import RunDir, write_json_atomic
-from training.trainer import Trainer, training_stream
+from fastclassify.models.builder import build_model, set_backbone_trainable
+from fastclassify.models.precision import apply_precision, resolve_jit_compile
+from fastclassify.pipelines import datasets, sources
+from fastclassify.pipelines.augment import Augmenter
+from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
+from fastclassify.training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
+from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
+from fastclassify.training.config import TrainConfig
+from fastclassify.training.optimizers import build_optimizer, ema_callbacks
+from fastclassify.training.run_dir import RunDir, write_json_atomic
+from fastclassify.training.trainer import Trainer, training_stream
 
 
 class TrainingError(Exception):
@@ -62,7 +62,7 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
         builder = sources.prepare(cfg.source)
         inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
     if cfg.run.data_service:
-        from pipelines import data_service  # pylint: disable=import-outside-toplevel
+        from fastclassify.pipelines import data_service  # pylint: disable=import-outside-toplevel
         service = data_service.ServiceConfig(
             address=cfg.run.data_service, mode=cfg.run.data_service_mode,
             job_name=job_name_for(cfg, job_suffix), stall_timeout_s=cfg.run.data_service_stall_timeout_s)

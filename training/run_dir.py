@@ -6,7 +6,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from pipelines.folder_lock import FolderBusyError, FolderLock, file_on_the_way
+from fastclassify.pipelines.folder_lock import FolderBusyError, FolderLock, file_on_the_way
 
 
 # Fields that change where or how a run executes but not what it learns: a rerun may differ in them.

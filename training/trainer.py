@@ -8,7 +8,7 @@ returns next to the probabilities. No per-backend `train_step`.
 import keras
 from keras import ops
 
-from pipelines.device_cache import DeviceCache
+from fastclassify.pipelines.device_cache import DeviceCache
 
 
 def _multi_worker_tf(model) -> bool:

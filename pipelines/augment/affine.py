@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import rng
 
 # Per-image transforms are [B, 6] rows (a0, a1, a2, b0, b1, b2) mapping an output pixel (x, y) to the
 # input point x_in = a0*x + a1*y + a2, y_in = b0*x + b1*y + b2 (pixel centres at integer coordinates),

@@ -4,8 +4,8 @@ import math
 
 from keras import ops
 
-from pipelines.augment import affine
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import affine
+from fastclassify.pipelines.augment import rng
 
 
 def flip_crop(images, out_size: int, rng_key, *, dtype: str, padding: int = 4):

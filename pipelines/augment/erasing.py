@@ -4,7 +4,7 @@ import math
 
 from keras import ops
 
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import rng
 
 
 def erase(images, rng_key, *, probability: float, area_range: tuple[float, float] = (0.02, 1 / 3),

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from pipelines.augment import policies
-from pipelines.augment.config import AugmentConfig
+from fastclassify.pipelines.augment import policies
+from fastclassify.pipelines.augment.config import AugmentConfig
 
 
 class Augmenter(keras.layers.Layer):

@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import rng
 
 
 def beta(shape, alpha: float, rng_key):

@@ -3,13 +3,13 @@
 import keras
 from keras import ops
 
-from pipelines.augment import affine
-from pipelines.augment import crops
-from pipelines.augment import erasing
-from pipelines.augment import mixing
-from pipelines.augment import randaugment
-from pipelines.augment import rng
-from pipelines.augment.config import AugmentConfig
+from fastclassify.pipelines.augment import affine
+from fastclassify.pipelines.augment import crops
+from fastclassify.pipelines.augment import erasing
+from fastclassify.pipelines.augment import mixing
+from fastclassify.pipelines.augment import randaugment
+from fastclassify.pipelines.augment import rng
+from fastclassify.pipelines.augment.config import AugmentConfig
 
 
 def augment_batch(images, labels, seed, cfg: AugmentConfig, *, training: bool, dtype='float32'):

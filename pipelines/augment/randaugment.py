@@ -10,8 +10,8 @@ import math
 
 from keras import ops
 
-from pipelines.augment import affine
-from pipelines.augment import rng
+from fastclassify.pipelines.augment import affine
+from fastclassify.pipelines.augment import rng
 
 OPS = ('identity', 'auto_contrast', 'equalize', 'rotate', 'solarize', 'color', 'posterize', 'contrast',
        'brightness', 'sharpness', 'shear_x', 'shear_y', 'translate_x', 'translate_y')

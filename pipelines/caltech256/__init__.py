@@ -1,6 +1,6 @@
 """Caltech-256 as a TFDS dataset: importing this package registers the `caltech256` builder."""
 
-from pipelines.caltech256.caltech256_dataset_builder import Builder
-from pipelines.caltech256.caltech256_dataset_builder import Caltech256Config
+from fastclassify.pipelines.caltech256.caltech256_dataset_builder import Builder
+from fastclassify.pipelines.caltech256.caltech256_dataset_builder import Caltech256Config
 
 __all__ = ['Builder', 'Caltech256Config']

@@ -4,7 +4,7 @@ import hashlib
 
 from etils import epath
 
-from pipelines.folder import layout
+from fastclassify.pipelines.folder import layout
 
 ARCHIVE_NAME = '256_ObjectCategories.tar'
 ROOT = '256_ObjectCategories'

@@ -7,9 +7,9 @@ from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
-from pipelines.caltech256 import archive
-from pipelines.folder import builder_base
-from pipelines.folder import images
+from fastclassify.pipelines.caltech256 import archive
+from fastclassify.pipelines.folder import builder_base
+from fastclassify.pipelines.folder import images
 
 _URL = 'https://data.caltech.edu/records/nyy15-4j048/files/256_ObjectCategories.tar'
 _HOMEPAGE = 'https://data.caltech.edu/records/nyy15-4j048'

@@ -13,7 +13,7 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from pipelines.caltech256 import archive
+from fastclassify.pipelines.caltech256 import archive
 
 DUMMY_ARCHIVE = pathlib.Path(__file__).parent / 'dummy_data' / 'download' / archive.ARCHIVE_NAME
 FULL_SIZE_FILES = 30_607

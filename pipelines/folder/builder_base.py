@@ -7,11 +7,11 @@ from absl import logging
 from etils import epath
 import tensorflow_datasets as tfds
 
-from pipelines.folder import images
-from pipelines.folder import layout as layout_lib
-from pipelines.folder import members
-from pipelines.folder import scan
-from pipelines.folder import splits
+from fastclassify.pipelines.folder import images
+from fastclassify.pipelines.folder import layout as layout_lib
+from fastclassify.pipelines.folder import members
+from fastclassify.pipelines.folder import scan
+from fastclassify.pipelines.folder import splits
 
 
 class NoImagesError(ValueError):

@@ -7,10 +7,10 @@ import re
 
 import tensorflow_datasets as tfds
 
-from pipelines.folder import builder_base
-from pipelines.folder import fingerprint
-from pipelines.folder import layout as layout_lib
-from pipelines.folder import members
+from fastclassify.pipelines.folder import builder_base
+from fastclassify.pipelines.folder import fingerprint
+from fastclassify.pipelines.folder import layout as layout_lib
+from fastclassify.pipelines.folder import members
 
 _DESCRIPTION = """\
 Images from a tree of class folders (`CLASS/IMAGE`, or `train/CLASS/IMAGE` + `test/CLASS/IMAGE`), read in

@@ -3,7 +3,7 @@
 import hashlib
 import os
 
-from pipelines.folder import members
+from fastclassify.pipelines.folder import members
 
 
 def of(source: str, *, max_pixels: int) -> dict:

@@ -4,7 +4,7 @@ import dataclasses
 import re
 from typing import Iterable
 
-from pipelines.folder import members
+from fastclassify.pipelines.folder import members
 
 SPLIT_FOLDERS = ('train', 'test')
 # Wrapper folders descended into when a tree has a single top folder (e.g. `flowers.tar` -> `flowers/`).

@@ -8,9 +8,9 @@ from typing import Callable, Iterable, Iterator
 
 from etils import epath
 
-from pipelines.folder import images
-from pipelines.folder import layout as layout_lib
-from pipelines.folder import members
+from fastclassify.pipelines.folder import images
+from fastclassify.pipelines.folder import layout as layout_lib
+from fastclassify.pipelines.folder import members
 
 # Files in flight at once: at most this many bytes of them (and 4 per thread), whatever their sizes, so
 # memory stays bounded on any source; a single larger file (up to `images.max_file_bytes`) still passes.

@@ -1,7 +1,6 @@
 """fastclassify: image-classifier training whose accelerator never waits for input.
 
-The public API is the names in `__all__` (listed with what each is for in `fastclassify/api.py`'s
-docstring); `fastclassify.pipelines`, `.models` and `.training` are the rooms behind it. Importing
+The public API is the names in `__all__` (listed with what each is for in `_PUBLIC` below); `fastclassify.pipelines`, `.models` and `.training` are the rooms behind it. Importing
 the package imports no TensorFlow, JAX or Keras: each name loads its module on first use.
 """
 
@@ -18,24 +17,30 @@ if (not os.path.isdir(os.path.join(_HERE, 'pipelines'))
 
 __version__ = '0.1.0'
 
-# name -> module that defines it (fastclassify.api re-exports the library's public pieces).
+# The public API, in one place: name -> (module, attribute). Everything else is private by name or
+# lives in the library packages behind it.
 _PUBLIC = {
-    'load': 'fastclassify.api',
-    'Data': 'fastclassify.api',
-    'Augment': 'fastclassify.api',
-    'AugmentedModel': 'fastclassify.api',
-    'build_model': 'fastclassify.api',
-    'train': 'fastclassify.api',
-    'TrainConfig': 'fastclassify.api',
-    'policies': 'fastclassify.api',
-    'model_names': 'fastclassify.api',
+    # Data: a dataset in one call, as finite tf.data datasets of uint8 images (fastclassify/data.py).
+    'load': ('fastclassify.data', 'load'),
+    'Data': ('fastclassify.data', 'Data'),
+    'DataError': ('fastclassify.pipelines.sources', 'DataMissingError'),
+    # Augmentation on the accelerator, inside the compiled step (fastclassify/augment.py).
+    'Augment': ('fastclassify.augment', 'Augment'),
+    'AugmentedModel': ('fastclassify.augment', 'AugmentedModel'),
+    'POLICIES': ('fastclassify.pipelines.augment.config', 'POLICIES'),
+    # Models and whole runs (fastclassify/run.py).
+    'build_model': ('fastclassify.run', 'build_model'),
+    'MODELS': ('fastclassify.run', 'MODELS'),
+    'train': ('fastclassify.run', 'train'),
+    'TrainConfig': ('fastclassify.training.config', 'TrainConfig'),
 }
 __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
     if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        module, attribute = _PUBLIC[name]
+        value = getattr(importlib.import_module(module), attribute)
         globals()[name] = value
         return value
     raise AttributeError(f'module fastclassify has no attribute {name!r}')

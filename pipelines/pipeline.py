@@ -66,6 +66,8 @@ class Inputs:
     cache='device' (indices int32 [B], labels int32 [B]) with the images gathered on the device from
     `device_cache` (uint8 [N, S, S, 3]). `validation` / `test` are finite, unaugmented, each example
     exactly once. `resumes_in_place` is False where the stream cannot start mid-way (the tf.data service).
+    `train_epoch(indices=False)` is the finite form for a plain `model.fit`: one epoch per iteration (each
+    iteration a fresh permutation), pixels (`indices=True`: index batches for the device cache).
     """
 
     train_from: Callable[[int], tf.data.Dataset]
@@ -79,6 +81,7 @@ class Inputs:
     device_cache: np.ndarray | tf.Tensor | None
     cache_decision: str
     resumes_in_place: bool = True
+    train_epoch: Callable[..., tf.data.Dataset] | None = None
 
     @property
     def train(self) -> tf.data.Dataset:
@@ -136,6 +139,39 @@ def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_ste
     epoch, step = divmod(start_step, steps)
     rest = tf.data.Dataset.counter(start=epoch + 1).flat_map(one_epoch)
     return one_epoch(tf.constant(epoch, tf.int64), step).concatenate(rest)
+
+
+def one_epoch_index_batches(num_examples: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Finite: one epoch of int32 [batch_size] index batches per iteration, a fresh permutation each time.
+
+    For a plain `model.fit(ds, epochs=E)`, which iterates the dataset once per epoch: the per-epoch key
+    comes from `Dataset.random`, which draws anew on every iteration (and the same keys for the same seed).
+    """
+    steps = num_examples // batch_size
+    if steps == 0:
+        raise ValueError(f'--batch_size={batch_size} is larger than the {num_examples} training examples')
+
+    def one_epoch(key):
+        perm = tf.random.experimental.stateless_shuffle(
+                tf.range(num_examples, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), key]))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(perm[:steps * batch_size], [steps, batch_size]))
+
+    return (tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(one_epoch)
+            .apply(tf.data.experimental.assert_cardinality(steps)))  # Keras then knows the epoch's length
+
+
+def epoch_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: int,
+                          indices: bool = False) -> tf.data.Dataset:
+    """One epoch per iteration of (images, labels) gathered from a host cache, or (indices, labels)."""
+    images, labels = host.images, host.labels
+    if indices:
+        gather = lambda i: (i, tf.gather(labels, i))  # noqa: E731
+    else:
+        gather = lambda i: (tf.gather(images, i), tf.gather(labels, i))  # noqa: E731
+    return (one_epoch_index_batches(host.num_examples, batch_size, seed)
+            .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
+            .prefetch(AUTOTUNE)
+            .with_options(cache_gather_options()))
 
 
 def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: int,
@@ -248,6 +284,7 @@ class _Placed:
     evals: dict[str, tf.data.Dataset]
     counts: dict[str, int]
     device_cache: np.ndarray | tf.Tensor | None = None
+    train_epoch: Callable[..., tf.data.Dataset] | None = None
 
 
 def inputs_from_records(train_records: tf.data.Dataset,
@@ -298,7 +335,8 @@ def _from_host_caches(hosts: dict[str, cache_lib.HostCache], batch: int, cfg: Pi
                                          deterministic=cfg.deterministic),
             evals={k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'},
             counts={k: h.num_examples for k, h in hosts.items()},
-            device_cache=hosts['train'].pixels() if on_device else None)
+            device_cache=hosts['train'].pixels() if on_device else None,
+            train_epoch=functools.partial(epoch_from_host_cache, hosts['train'], batch, seed=cfg.seed))
 
 
 def _disk_caches(splits: dict[str, tf.data.Dataset], cfg: PipelineConfig, *, num_examples: int,
@@ -330,7 +368,23 @@ def _decoded_every_epoch(splits: dict[str, tf.data.Dataset], batch: int, cfg: Pi
                                          shuffle_buffer=min(counts['train'], decode.RECORD_SHUFFLE_BUFFER),
                                          decoder=decoder),
             evals={k: eval_from_stream(v, batch, decoder) for k, v in splits.items() if k != 'train'},
-            counts=counts)
+            counts=counts,
+            train_epoch=functools.partial(_epoch_from_stream, splits['train'], batch, seed=cfg.seed,
+                                          steps=counts['train'] // batch, decoder=decoder,
+                                          shuffle_buffer=min(counts['train'], decode.RECORD_SHUFFLE_BUFFER)))
+
+
+def _epoch_from_stream(examples: tf.data.Dataset, batch_size: int, *, seed: int, steps: int, decoder,
+                       shuffle_buffer: int, indices: bool = False) -> tf.data.Dataset:
+    """One epoch per iteration of batches decoded from encoded records, reshuffled every iteration."""
+    if indices:
+        raise ValueError("cache='none' decodes every epoch and keeps no device cache to index")
+    return (examples.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+            .map(decoder, num_parallel_calls=AUTOTUNE)
+            .batch(batch_size, drop_remainder=True)
+            .apply(tf.data.experimental.assert_cardinality(steps))
+            .prefetch(AUTOTUNE)
+            .with_options(dataset_options(training=True, deterministic=False)))
 
 
 def _inputs(placed: _Placed, cfg: PipelineConfig, *, class_names: tuple[str, ...], cache_decision: str,
@@ -353,6 +407,7 @@ def _inputs(placed: _Placed, cfg: PipelineConfig, *, class_names: tuple[str, ...
             class_names=class_names,
             device_cache=placed.device_cache,
             cache_decision=cache_decision,
+            train_epoch=placed.train_epoch,
     )
 
 

@@ -166,3 +166,23 @@ def test_file_cache_names_separate_validation_cuts(records, tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert any('train_val0.1' in n for n in names) and any('train_val0.2' in n for n in names)
     assert sum('test' in n for n in names) == 1  # the test split does not depend on the cut
+
+
+def test_synthetic_labels_follow_the_builder_config():
+    # caltech256 --config=paper60 has 256 classes: a label of 256 would one-hot to a zero row, silently.
+    from fastclassify.pipelines.sources import SourceConfig
+    from fastclassify.training import loop
+    from fastclassify.training.config import TrainConfig, RunConfig
+    from fastclassify.pipelines.pipeline import PipelineConfig
+    from fastclassify.pipelines.augment import AugmentConfig
+    from fastclassify.models.config import ModelConfig
+    from fastclassify.training.optimizers import OptimizerConfig
+
+    cfg = TrainConfig(source=SourceConfig(dataset='caltech256', config='paper60'),
+                      pipeline=PipelineConfig(cache_size=32, batch_size=64),
+                      augment=AugmentConfig(image_size=32, num_classes=256),
+                      model=ModelConfig(name='cifar_resnet9', num_classes=256, image_size=32),
+                      optimizer=OptimizerConfig(), run=RunConfig(model_dir='unused', synthetic_data=True))
+    inputs = loop.load_inputs(cfg)
+    labels = np.concatenate([y for _, y in inputs.train.take(20).as_numpy_iterator()])
+    assert labels.max() == 255 and labels.min() == 0

@@ -14,7 +14,7 @@ from absl import logging
 
 from fastclassify.models.builder import build_model, set_backbone_trainable
 from fastclassify.models.precision import apply_precision, resolve_jit_compile
-from fastclassify.pipelines import datasets, sources
+from fastclassify.pipelines import sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
 from fastclassify.training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
@@ -54,7 +54,8 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
     With `--data_service`, the training stream comes from the tf.data service workers instead
     (they read, decode and batch); validation and test stay local.
     """
-    spec = datasets.get_dataset_spec(cfg.source.dataset)
+    # Resolved under --config and --data_dir, as train.py resolved it (caltech256 paper60: 256 classes).
+    spec = sources.dataset_spec(cfg.source)
     builder = None
     if cfg.run.synthetic_data:
         inputs = build_synthetic_inputs(spec, cfg.pipeline)

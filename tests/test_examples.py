@@ -44,3 +44,22 @@ def test_custom_training_loop(cifar_dir):
     out = _run('custom_training_loop.py', '--dataset=cifar100', '--epochs=2', '--batch_size=8',
                f'--data_dir={cifar_dir}', backend='tensorflow')
     assert out.count('test accuracy') == 2
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs_as_written(tmp_path):
+    """The README's Python block, with its folder swapped for generated class folders and fewer epochs."""
+    import re
+    from tests import folder_trees
+    readme = open(os.path.join(ROOT, 'README.md')).read()
+    code = re.search(r'```python\n(.*?)```', readme, re.S).group(1)
+    folder = folder_trees.write_dir(folder_trees.separable_tree(3, 24, size=64), tmp_path / 'photos')
+    assert "'photos/'" in code and 'epochs=10' in code
+    code = code.replace("'photos/'", f"{str(folder)!r}, data_dir={str(tmp_path / 'tfds')!r}")
+    code = code.replace('epochs=10', 'epochs=1') + '\nprint("evaluated", data.num_test)\n'
+    script = tmp_path / 'readme_example.py'
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, 'PYTHONPATH': ROOT})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r'evaluated \d+', result.stdout)

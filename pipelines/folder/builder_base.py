@@ -2,6 +2,7 @@
 
 import abc
 import collections
+import inspect
 
 from absl import logging
 from etils import epath
@@ -34,6 +35,18 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version('1.0.0')
     RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+
+    # TFDS finds checksums.tsv, dummy_data/ and its metadata files beside a builder's module, which it
+    # derives from the top-level package's folder; fastclassify maps its sub-packages to other folders
+    # (pyproject's package-dir; the checkout's pipelines/), so each builder says where it really is.
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        return epath.Path(inspect.getfile(cls))
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.pkg_dir_path = epath.Path(inspect.getfile(cls)).parent
 
     def __init__(self, *, max_image_pixels: int = images.DEFAULT_MAX_PIXELS, **kwargs):
         """Initializes the builder.

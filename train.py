@@ -14,6 +14,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app, flags  # noqa: E402
 
+from fastclassify.training import presets  # noqa: E402  (no TensorFlow: flags are checked first)
+
 FLAGS = flags.FLAGS
 
 # Data.
@@ -82,43 +84,14 @@ flags.DEFINE_float('data_service_stall_timeout_s', 300.0, 'Fail when the data se
                    'this long (a dead worker); must exceed the slowest normal gap between batches.')
 flags.DEFINE_bool('benchmark', False, 'Measure the model-side ceiling vs end-to-end instead of training.')
 
-# The TrainConfig field ('section.field') each flag sets. A flag's default must be that field's default,
-# or None where the dataset preset supplies the value (`preset` keys) or the field has none.
-FLAG_FIELDS = {
-    'dataset': 'source.dataset', 'data_dir': 'source.data_dir', 'manual_dir': 'source.manual_dir',
-    'config': 'source.config', 'max_image_pixels': 'source.max_image_pixels',
-    'allow_modified_archive': 'source.allow_modified_archive', 'download': 'source.download',
-    'synthetic_data': 'run.synthetic_data', 'validation_split': 'pipeline.validation_fraction',
-    'cache': 'pipeline.cache', 'ram_budget_gb': 'pipeline.ram_budget_bytes',
-    'augment': 'augment.policy', 'randaugment_layers': 'augment.randaugment_layers',
-    'randaugment_magnitude': 'augment.randaugment_magnitude', 'mixup_alpha': 'augment.mixup_alpha',
-    'cutmix_alpha': 'augment.cutmix_alpha', 'erasing_probability': 'augment.erasing_probability',
-    'model': 'model.name', 'head': 'model.head', 'weights': 'model.weights', 'dropout': 'model.dropout',
-    'image_size': 'model.image_size', 'precision': 'run.precision', 'jit_compile': 'run.jit_compile',
-    'steps_per_execution': 'run.steps_per_execution', 'freeze_backbone_epochs': 'run.freeze_backbone_epochs',
-    'batch_size': 'pipeline.batch_size', 'epochs': 'run.epochs', 'steps_per_epoch': 'run.steps_per_epoch',
-    'optimizer': 'optimizer.name', 'learning_rate': 'optimizer.learning_rate',
-    'base_batch_size': 'optimizer.base_batch_size', 'weight_decay': 'optimizer.weight_decay',
-    'warmup_epochs': 'optimizer.warmup_epochs', 'schedule': 'optimizer.schedule',
-    'ema_decay': 'optimizer.ema_decay', 'momentum': 'optimizer.momentum', 'clipnorm': 'optimizer.clipnorm',
-    'label_smoothing': 'run.label_smoothing', 'model_dir': 'run.model_dir', 'seed': 'run.seed',
-    'deterministic': 'run.deterministic', 'checkpoint_every_steps': 'run.checkpoint_every_steps',
-    'overwrite': 'run.overwrite', 'strategy': 'run.strategy', 'backend': 'run.backend',
-    'data_service': 'run.data_service', 'data_service_mode': 'run.data_service_mode',
-    'data_service_stall_timeout_s': 'run.data_service_stall_timeout_s', 'benchmark': 'run.benchmark',
-}
+# The TrainConfig field ('section.field') each flag sets (the library's choice names are the flag names).
+# A flag's default must be that field's default, or None where the dataset preset supplies the value.
+FLAG_FIELDS = presets.FIELDS
 
 
-def _preset_or(flag_name: str, preset: dict, key: str | None = None):
-    value = FLAGS[flag_name].value
-    return preset[key or flag_name] if value is None else value
-
-
-def _warmup_epochs(preset: dict) -> float:
-    """The flag, else the preset's warmup capped at a tenth of the run (a 1-epoch run still warms up)."""
-    if FLAGS.warmup_epochs is not None:
-        return FLAGS.warmup_epochs
-    return min(preset['warmup_epochs'], _preset_or('epochs', preset) / 10)
+def choices_from_flags() -> dict:
+    """The flags as the library's choices (None = not set: the preset's value, else the field default)."""
+    return {name: FLAGS[name].value for name in FLAG_FIELDS}
 
 
 def _dataset_spec(source):
@@ -136,29 +109,6 @@ def _dataset_spec(source):
     return spec
 
 
-def _preset(spec) -> tuple[dict, list[str]]:
-    """The dataset's preset as this run uses it, and a note for each value changed from it.
-
-    The preset's weights and head were chosen for its own model: when `--model` picks another family,
-    that family's defaults replace them (an explicit `--weights` / `--head` still wins).
-    """
-    from fastclassify.models.config import family_defaults
-
-    preset, notes = dict(spec.preset), []
-    if FLAGS.model is not None and FLAGS.model != preset['model']:
-        own = family_defaults(FLAGS.model)  # raises naming --model and the valid names
-        changed = {k: v for k, v in own.items() if v != preset[k] and FLAGS[k].value is None}
-        if changed:
-            notes.append(f'--model={FLAGS.model} replaces the {spec.name} preset\'s {preset["model"]}, so '
-                         + ', '.join(f'{k}={v} (the family\'s default; preset: {preset[k]})'
-                                     for k, v in changed.items())
-                         + '; --' + ' / --'.join(changed) + ' set them')
-        preset.update(own)
-    if FLAGS.synthetic_data:
-        preset['weights'] = 'none'  # random pixels gain nothing from pretrained weights
-    return preset, notes
-
-
 def config_from_flags():
     """Turns the flags, once, into a frozen TrainConfig (raises ValueError naming a bad flag)."""
     return _config_and_notes()[0]
@@ -166,76 +116,22 @@ def config_from_flags():
 
 def _config_and_notes():
     """The TrainConfig and the notes on preset values this run replaced (printed with the config)."""
-    from fastclassify.models.config import ModelConfig
-    from fastclassify.pipelines import datasets
-    from fastclassify.pipelines.augment import AugmentConfig, cache_size_for
-    from fastclassify.pipelines.pipeline import PipelineConfig
     from fastclassify.pipelines.sources import SourceConfig
-    from fastclassify.training.config import RunConfig, TrainConfig
-    from fastclassify.training.optimizers import OptimizerConfig
 
     import keras
     if FLAGS.backend is not None and FLAGS.backend != keras.backend.backend():
         raise ValueError(f'--backend={FLAGS.backend}: Keras was already loaded with the '
                          f'{keras.backend.backend()} backend in this process')
-    if FLAGS.dataset is None:
-        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(datasets.DATASETS))}, '
-                         f'{datasets.FOLDER}, or a TFDS image-classification dataset name')
-    if FLAGS.synthetic_data and FLAGS.dataset == datasets.FOLDER:
-        raise ValueError('--synthetic_data does not apply to --dataset=folder (its classes are its folders)')
-    source = SourceConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                          config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
-                          download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels)
-    spec = _dataset_spec(source)
-    preset, notes = _preset(spec)
-    num_classes = spec.num_classes
-    image_size = _preset_or('image_size', preset)
-    batch_flag = str(_preset_or('batch_size', preset))
-    auto_batch = batch_flag == 'auto'
+    choices = choices_from_flags()
     try:
-        batch_size = preset['batch_size'] if auto_batch else int(batch_flag)
-    except ValueError:
-        raise ValueError(f'--batch_size={batch_flag!r} is not valid; use a positive integer or "auto"') from None
-    # The seed and determinism go to RunConfig only; TrainConfig passes them down.
-    augment = AugmentConfig(
-        policy=_preset_or('augment', preset), image_size=image_size, num_classes=num_classes,
-        randaugment_layers=FLAGS.randaugment_layers, randaugment_magnitude=FLAGS.randaugment_magnitude,
-        mixup_alpha=FLAGS.mixup_alpha, cutmix_alpha=FLAGS.cutmix_alpha,
-        erasing_probability=FLAGS.erasing_probability)
-    model_name = _preset_or('model', preset)
-    model = ModelConfig(name=model_name, num_classes=num_classes, image_size=image_size,
-                        weights=_preset_or('weights', preset), head=_preset_or('head', preset),
-                        dropout=FLAGS.dropout)
-    if FLAGS.ram_budget_gb is not None and not 0 <= FLAGS.ram_budget_gb < float('inf'):
-        raise ValueError(f'--ram_budget_gb={FLAGS.ram_budget_gb:g} is not valid; it must be a number of '
-                         'GiB >= 0 (0 = no memory cache)')
-    data_root = FLAGS.data_dir or os.path.expanduser('~/tensorflow_datasets')
-    cache_size = cache_size_for(augment)
-    pipeline = PipelineConfig(
-        cache_size=cache_size, batch_size=batch_size, cache=FLAGS.cache,
-        cache_dir=os.path.join(data_root, 'cache', f'{spec.name}-{FLAGS.config or "default"}-'
-                               f'{spec.data_version + "-" if spec.data_version else ""}{cache_size}px'),
-        ram_budget_bytes=None if FLAGS.ram_budget_gb is None else int(FLAGS.ram_budget_gb * 2**30),
-        validation_fraction=FLAGS.validation_split)
-    optimizer = OptimizerConfig(
-        name=_preset_or('optimizer', preset), learning_rate=_preset_or('learning_rate', preset),
-        base_batch_size=FLAGS.base_batch_size, weight_decay=_preset_or('weight_decay', preset),
-        warmup_epochs=_warmup_epochs(preset), schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay,
-        momentum=FLAGS.momentum, clipnorm=FLAGS.clipnorm)
-    run = RunConfig(
-        model_dir=FLAGS.model_dir or os.path.join('runs', f'{spec.name}-{model_name}'),
-        epochs=_preset_or('epochs', preset), steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic, synthetic_data=FLAGS.synthetic_data,
-        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
-        steps_per_execution=FLAGS.steps_per_execution, label_smoothing=FLAGS.label_smoothing,
-        freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
-        checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
-        auto_batch_size=auto_batch, strategy=FLAGS.strategy, backend=keras.backend.backend(),
-        data_service=FLAGS.data_service,
-        data_service_mode=FLAGS.data_service_mode,
-        data_service_stall_timeout_s=FLAGS.data_service_stall_timeout_s, benchmark=FLAGS.benchmark)
-    return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model,
-                       optimizer=optimizer, run=run), notes
+        presets.check(choices)
+        source = SourceConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                              config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
+                              download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels)
+        spec = _dataset_spec(source)
+        return presets.resolve(choices, spec, backend=keras.backend.backend())
+    except ValueError as e:
+        raise ValueError(presets.field_message(str(e))) from None
 
 
 def _fail(message: str, code: int) -> None:
@@ -256,6 +152,10 @@ def select_backend() -> None:
 def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a flag, e.g. --epochs=5', 2)
+    try:
+        presets.check(choices_from_flags())  # before TensorFlow loads: a bad flag is one line in a second
+    except ValueError as e:
+        _fail(presets.field_message(str(e)), 2)
     select_backend()
     from fastclassify.training import native_stderr
 
@@ -273,9 +173,10 @@ def main(argv):
         _fail(str(e), 2)
     print(f'devices: {", ".join(strategy_lib.device_names(strategy))} (Keras backend '
           f'{cfg.run.backend})', flush=True)
-    print('config:\n' + cfg.to_json(), flush=True)
-    for note in notes:
-        print(f'config: {note}', flush=True)
+    explicit = {name for name in FLAG_FIELDS if FLAGS[name].present}
+    for line in presets.summary(cfg, choices_from_flags(), notes, explicit=explicit):
+        print(f'config: {presets.field_message(line)}', flush=True)
+    print(f'config: the full config goes to {os.path.join(cfg.run.model_dir, "config.json")}', flush=True)
 
     from fastclassify.models.weights import WeightsError
     from fastclassify.pipelines.sources import DataMissingError

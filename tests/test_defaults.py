@@ -101,7 +101,10 @@ def test_momentum_and_clipnorm_are_flags(tmp_path):
 def test_model_override_takes_the_family_weights_and_head_unless_given(tmp_path):
     cfg, notes = _resolved('--dataset=cifar100', '--model=cifar_resnet9', f'--model_dir={tmp_path / "run"}')
     assert (cfg.model.weights, cfg.model.head) == ('none', 'gap')  # the preset's were imagenet, seed_cifar
-    assert len(notes) == 1 and 'weights=none' in notes[0] and 'head=gap' in notes[0], notes
+    assert 'weights=none' in notes[0] and 'head=gap' in notes[0], notes
+    # No pretrained weights: the preset's fine-tuning optimizer gives way to the from-scratch recipe, said so.
+    assert len(notes) == 2 and 'from scratch' in notes[1] and 'learning_rate=0.001' in notes[1], notes
+    assert (cfg.optimizer.name, cfg.optimizer.learning_rate) == ('adamw', 1e-3)
     cfg, notes = _resolved('--dataset=cifar100', '--model=convnext_tiny', '--head=seed_cifar',
                            f'--model_dir={tmp_path / "run"}')
     assert (cfg.model.weights, cfg.model.head) == ('imagenet', 'seed_cifar') and notes == []

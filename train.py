@@ -152,6 +152,13 @@ def select_backend() -> None:
 def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a flag, e.g. --epochs=5', 2)
+    if not FLAGS['verbosity'].present:
+        # Libraries' INFO lines (TFDS's thread ids and config reprs, strategy notes) are not the user's
+        # business; --verbosity=0 (INFO) or 1 (DEBUG) shows them.
+        import logging as py_logging
+        from absl import logging
+        logging.set_verbosity(logging.WARNING)
+        py_logging.getLogger('tensorflow').setLevel(py_logging.WARNING)
     try:
         presets.check(choices_from_flags())  # before TensorFlow loads: a bad flag is one line in a second
     except ValueError as e:
@@ -196,6 +203,26 @@ def main(argv):
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',
               flush=True)
         sys.exit(143)
+    print_outputs(outcome.model_dir)
+
+
+def print_outputs(model_dir: str) -> None:
+    """The run's last lines: where each of its outputs is (those that exist), and how to look at them."""
+    from fastclassify.training.run_dir import RunDir
+
+    run_dir = RunDir(model_dir)
+    shown = os.path.relpath(run_dir.path) if not os.path.relpath(run_dir.path).startswith('..') else run_dir.path
+    lines = [f'outputs in {shown}/']
+    plots = sorted(os.listdir(run_dir.plots)) if os.path.isdir(run_dir.plots) else []
+    for label, path in (('model', run_dir.model), ('results', run_dir.results), ('config', run_dir.config),
+                        ('history', run_dir.history_csv)):
+        if os.path.exists(path):
+            lines.append(f'  {label + ":":9s}{os.path.join(shown, os.path.basename(path))}')
+    if plots:
+        lines.append(f'  {"plots:":9s}' + ', '.join(os.path.join(shown, 'plots', p) for p in plots))
+    if os.path.isdir(run_dir.logs):
+        lines.append(f'  {"logs:":9s}tensorboard --logdir {os.path.join(shown, "logs")}')
+    print('\n'.join(lines), flush=True)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ from fastclassify.models.precision import apply_precision, resolve_jit_compile
 from fastclassify.pipelines import datasets, sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
-from fastclassify.training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
+from fastclassify.training import backup, callbacks, evaluation, progress, strategy as strategy_lib, time_split
 from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
@@ -303,7 +303,7 @@ def _callbacks(plan: _Plan, run_dir: RunDir, classifier: keras.Model, *, chief: 
     history_cb = callbacks.HistoryCallback(run_dir, chief=chief)
     # EMA first: validation and checkpoints then see the averaged weights.
     cbs = ema_callbacks(cfg.optimizer) + [
-        nan_cb, callbacks.ThroughputCallback(cfg.pipeline.batch_size, cfg.run.epochs), history_cb, backup_cb]
+        nan_cb, progress.EpochProgress(cfg.run.epochs), callbacks.ThroughputCallback(cfg.pipeline.batch_size, cfg.run.epochs), history_cb, backup_cb]
     if chief:
         cbs += [callbacks.CheckpointCallback(run_dir.checkpoints, classifier),
                 keras.callbacks.TensorBoard(run_dir.logs, write_graph=False)]
@@ -334,7 +334,7 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
     validation = inputs.validation
     if validation is not None and keras.backend.backend() == 'jax' and replicas > 1:
         validation = validation.map(lambda images, labels: _pad_batch(images, labels, replicas))
-    verbose = 1 if os.isatty(1) else 2
+    verbose = 0  # one line per epoch, ours (training/progress.py draws the in-epoch progress on a terminal)
     backup_cb = cbs.backup
     backup_cb.install_sigterm_handler()
     try:

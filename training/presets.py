@@ -274,7 +274,7 @@ def resolve(choices: Mapping[str, Any], spec: datasets.DatasetSpec, *, backend: 
     size, auto_batch = batch_size(values['batch_size'])
     source = SourceConfig(**sections['source'], **{k: choices[k] for k in (
         'dataset', 'data_dir', 'manual_dir', 'config') if choices.get(k) is not None})
-    augment = AugmentConfig(**sections['augment'], num_classes=spec.num_classes)
+    augment = AugmentConfig(**sections['augment'], image_size=values['image_size'], num_classes=spec.num_classes)
     model = ModelConfig(**sections['model'], num_classes=spec.num_classes)
     data_root = choices.get('data_dir') or os.path.expanduser('~/tensorflow_datasets')
     cache_size = cache_size_for(augment)

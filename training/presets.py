@@ -86,6 +86,7 @@ def preset_values(choices: Mapping[str, Any], preset: Mapping[str, Any], *,
     """
     values = dict(preset)
     notes = []
+    dataset = dataset if dataset in datasets.DATASETS else 'general'  # TFDS names and folders share one
     chosen = {k: choices.get(k) for k in preset if choices.get(k) is not None}
     model = chosen.get('model', preset['model'])
     if model != preset['model']:
@@ -242,12 +243,16 @@ def _check_model(values: Mapping[str, Any]) -> None:
             raise ValueError(f'weights={weights} is not a file')
 
 
-def run_name(spec: datasets.DatasetSpec, model: str) -> str:
-    """The default run folder's name: DATASET-MODEL, a folder dataset by its folder's name (no hash)."""
-    name = spec.name
+def display_name(spec: datasets.DatasetSpec) -> str:
+    """The dataset as a user names it: a folder dataset by its folder's name (no prefix, no hash)."""
     if spec.tfds_name == datasets.FOLDER_TFDS_NAME:
-        name = re.sub(r'-[0-9a-f]{8,}$', '', name.removeprefix(f'{datasets.FOLDER}-'))
-    return f'{name}-{model}'
+        return re.sub(r'-[0-9a-f]{8,}$', '', spec.name.removeprefix(f'{datasets.FOLDER}-'))
+    return spec.name
+
+
+def run_name(spec: datasets.DatasetSpec, model: str) -> str:
+    """The default run folder's name: DATASET-MODEL, a folder dataset by its folder's name."""
+    return f'{display_name(spec)}-{model}'
 
 
 def resolve(choices: Mapping[str, Any], spec: datasets.DatasetSpec, *, backend: str):

@@ -2,6 +2,7 @@
 
 import abc
 import collections
+import logging as std_logging
 
 from absl import logging
 from etils import epath
@@ -12,6 +13,16 @@ from fastclassify.pipelines.folder import layout as layout_lib
 from fastclassify.pipelines.folder import members
 from fastclassify.pipelines.folder import scan
 from fastclassify.pipelines.folder import splits
+
+
+class _DropMessage(std_logging.Filter):
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 class NoImagesError(ValueError):
@@ -45,7 +56,22 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
         if max_image_pixels <= 0:
             raise ValueError(f'--max_image_pixels={max_image_pixels} must be positive')
         self._max_pixels = max_image_pixels
-        super().__init__(**kwargs)
+        # A config per source folder is how this builder works, not news: TFDS's warning about a "custom data
+        # configuration" (with the config's full repr) is dropped.
+        quiet = _DropMessage('Using custom data configuration')
+        logging.get_absl_logger().addFilter(quiet)
+        try:
+            super().__init__(**kwargs)
+        finally:
+            logging.get_absl_logger().removeFilter(quiet)
+
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded and prepared"
+    # for every build: nothing is downloaded here, and the caller prints the preparation's own report.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
 
     @abc.abstractmethod
     def _source(self, dl_manager: tfds.download.DownloadManager) -> tuple[epath.Path, layout_lib.Layout,

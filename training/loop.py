@@ -280,11 +280,17 @@ def _restore(plan: _Plan, classifier: keras.Model, trainer: Trainer, restore_fro
              run_dir: RunDir) -> tuple[int, bool]:
     """Compiles for the backup's phase and restores it; returns (global step, backbone frozen)."""
     # The phase of the backup decides which optimizer its saved state fits.
-    peeked = backup.latest_step(restore_from) or 0
+    peeked = backup.latest_step(restore_from)
+    continuation = run_dir.continuation() if peeked is None else None  # a finished run trains on
+    peeked = continuation['global_step'] if continuation else peeked or 0
     frozen = peeked // plan.steps_per_epoch < plan.cfg.run.freeze_backbone_epochs
     _start_phase(plan, classifier, trainer, frozen=frozen, global_step=0)
     restored = backup.restore(trainer, restore_from)
     global_step = restored[0] if restored else 0
+    if continuation and not restored:
+        classifier.load_weights(continuation['weights'])
+        trainer.optimizer.iterations.assign(continuation['global_step'])
+        return continuation['global_step'], frozen
     if restored:
         print(f'resuming from the backup in {run_dir.backup}: '
               f'{backup.Position(global_step, plan.steps_per_epoch)}', flush=True)

@@ -1,11 +1,14 @@
-"""Trains an image classifier: `python train.py --dataset=caltech256` (or cifar100, a TFDS name, a folder).
+"""Trains an image classifier on a folder of images, a TFDS dataset, CIFAR-100 or Caltech-256.
 
-Each dataset has a preset reproducing its seed report (pipelines/datasets.py); every flag
-overrides it. The resolved config is printed and written to `--model_dir/config.json`.
+  python train.py --dataset=folder --manual_dir=PATH --model=cifar_resnet9 --image_size=32 --batch_size=16
+  python train.py --dataset=oxford_flowers102          (fine-tunes ConvNeXt-Tiny from ImageNet; a GPU job)
 
-Defaults and choices belong to the config dataclasses; a flag's default is its field's (None where the
-dataset preset fills it), which tests/test_defaults.py checks through `FLAG_FIELDS`.
+Each dataset has a preset (below); every flag overrides it, and the run says what changed. The run
+folder (--model_dir, default runs/DATASET-MODEL) gets the model, results, plots, logs and config.json.
 """
+
+# Maintainers: defaults and choices belong to the config dataclasses; a flag's default is its field's (None
+# where the dataset preset fills it), which tests/test_defaults.py checks through `FLAG_FIELDS`.
 
 import os
 import sys
@@ -38,12 +41,12 @@ flags.DEFINE_float('ram_budget_gb', None, 'RAM the memory cache may use (default
 flags.DEFINE_string('augment', None, 'Policy, "+" to combine: none|seed|flip_crop|rrc|randaugment|'
                     'mixup|cutmix|erasing.')
 flags.DEFINE_integer('randaugment_layers', 2, 'RandAugment: ops per image.')
-flags.DEFINE_float('randaugment_magnitude', 9.0, 'RandAugment magnitude M, 0..10 (see pipelines/augment).')
+flags.DEFINE_float('randaugment_magnitude', 9.0, 'RandAugment magnitude M, 0..10 (10: strongest).')
 flags.DEFINE_float('mixup_alpha', 0.2, 'Mixup Beta(alpha, alpha).')
 flags.DEFINE_float('cutmix_alpha', 1.0, 'CutMix Beta(alpha, alpha).')
 flags.DEFINE_float('erasing_probability', 0.25, 'Random erasing probability per image.')
 # Model.
-flags.DEFINE_string('model', None, 'Model family (see models/registry.py).')
+flags.DEFINE_string('model', None, 'Model family; `train.py -h` lists the 15 families.')
 flags.DEFINE_string('head', None, 'Head: gap | seed_caltech | seed_cifar (default: the preset\'s; with '
                     '--model, the family\'s: gap).')
 flags.DEFINE_string('weights', None, 'imagenet | none | PATH to .weights.h5 or .keras (default: the '
@@ -221,9 +224,40 @@ def print_outputs(model_dir: str) -> None:
     if plots:
         lines.append(f'  {"plots:":9s}' + ', '.join(os.path.join(shown, 'plots', p) for p in plots))
     if os.path.isdir(run_dir.logs):
-        lines.append(f'  {"logs:":9s}tensorboard --logdir {os.path.join(shown, "logs")}')
+        lines.append(f'  {"logs:":9s}' + ' '.join(['tensorboard', '--logdir', os.path.join(shown, 'logs')]))
     print('\n'.join(lines), flush=True)
 
 
+def usage() -> str:
+    """`-h`: what train.py does, its flags, then the models, datasets and presets (no TensorFlow)."""
+    from fastclassify.models.choices import FAMILY_FACTS
+    from fastclassify.pipelines import datasets
+
+    models = [f'  {name:18s} {"ImageNet weights" if f.imagenet else "from scratch    "}  '
+              f'{f"{f.params_millions:g} M parameters, " if f.params_millions else ""}designed for '
+              f'{f.default_image_size} px' for name, f in FAMILY_FACTS.items()]
+    keys = list(datasets.general_preset())
+
+    def preset_line(name, preset):
+        return f'  {name:18s} ' + ', '.join(f'{k}={preset[k]}' for k in keys)
+
+    presets_text = [preset_line(n, s.preset) for n, s in datasets.DATASETS.items()]
+    presets_text.append(preset_line('folder, TFDS names', datasets.general_preset()))
+    scratch = ', '.join(f'{k}={v}' for k, v in datasets.from_scratch_recipe().items())
+    return '\n'.join([
+        __doc__.strip(), '', 'Flags:', FLAGS.module_help(sys.modules[__name__]).rstrip(), '',
+        '  --verbosity=0 shows libraries\' INFO logs; --flagfile=FILE reads flags from a file; --helpfull '
+        'adds absl\'s own flags.', '',
+        'Models (--model):', *models, '',
+        'Datasets and their presets (--dataset): cifar100 and caltech256 reproduce docs/SEEDS.md; a folder '
+        '(--dataset=folder --manual_dir=PATH) or any TFDS image-classification name shares the general one:',
+        *presets_text,
+        f'  Without pretrained weights (--weights=none, or a model trained from scratch) a fine-tuning '
+        f'preset\'s optimizer becomes: {scratch}.', ''])
+
+
 if __name__ == '__main__':
+    if any(a in ('--help', '-help', '-h', '-?', '--helpshort') for a in sys.argv[1:]):
+        print(usage())  # absl's --help exits 1 and lists no models or presets
+        sys.exit(0)
     app.run(main)

@@ -137,6 +137,25 @@ def _config_and_notes():
         raise ValueError(presets.field_message(str(e))) from None
 
 
+class _WeightsMissing(ValueError):
+    """The ImageNet weights are neither cached nor downloadable (exit 1: the flags are fine)."""
+
+
+def _fetch_imagenet_weights_first() -> None:
+    """Has the ImageNet weights the run will load (downloads them) before a folder is prepared or a
+    dataset decoded: offline without them, the run fails in seconds, not after the whole data pass."""
+    choices = choices_from_flags()
+    values, _ = presets.preset_values(choices, presets.dataset_preset(FLAGS.dataset), dataset=FLAGS.dataset)
+    if values['weights'] != 'imagenet':
+        return
+    from fastclassify.models.weights import WeightsError, fetch_imagenet_weights
+
+    try:
+        fetch_imagenet_weights(values['model'])
+    except WeightsError as e:
+        raise _WeightsMissing(str(e)) from None
+
+
 def _fail(message: str, code: int) -> None:
     print(f'train.py: error: {message}', file=sys.stderr, flush=True)
     sys.exit(code)
@@ -171,6 +190,7 @@ def main(argv):
 
     try:
         with native_stderr.held_back(drop_on=(ValueError,)):
+            _fetch_imagenet_weights_first()
             cfg, notes = _config_and_notes()
             from fastclassify.training import strategy as strategy_lib
             # The strategy comes first (multi-worker collectives must be configured before the
@@ -180,7 +200,7 @@ def main(argv):
             except strategy_lib.StrategyError as e:
                 raise ValueError(str(e)) from None
     except ValueError as e:
-        _fail(str(e), 2)
+        _fail(str(e), 1 if isinstance(e, _WeightsMissing) else 2)
     print(f'devices: {", ".join(strategy_lib.device_names(strategy))} (Keras backend '
           f'{cfg.run.backend})', flush=True)
     explicit = {name for name in FLAG_FIELDS if FLAGS[name].present}

@@ -364,8 +364,21 @@ def _how_to_provide(tfds_name: str, builder: tfds.core.DatasetBuilder) -> str:
     if tfds_name == 'caltech256':
         return (f'place {archive.ARCHIVE_NAME} (from https://data.caltech.edu/records/nyy15-4j048) in a '
                 'directory and pass --manual_dir=DIR, or run `python -m cli.prepare` where there is network')
-    return (f'run `python -m cli.prepare --dataset={tfds_name}` where there is network and copy '
-            f'{builder.data_dir} into --data_dir')
+    files = _download_files(builder)
+    have = (f'if you have {", ".join(files)} (from {", ".join(files.values())}), put it in a folder and pass '
+            '--manual_dir=FOLDER; else ' if files else '')
+    return (f'{have}run `python -m cli.prepare --dataset={tfds_name} --data_dir=DIR` where there is network, '
+            'copy DIR here and pass --data_dir=DIR')
+
+
+def _download_files(builder: tfds.core.DatasetBuilder) -> dict[str, str]:
+    """{file name TFDS looks for in --manual_dir: its URL} for the builder's downloads; {} when unknown."""
+    try:
+        infos = dict(builder.url_infos or {})
+    except Exception:  # pylint: disable=broad-except  # no checksums file
+        return {}
+    return {(getattr(info, 'filename', None) or url.rstrip('/').rsplit('/', 1)[-1]): url
+            for url, info in infos.items()}
 
 
 def _download_urls(builder: tfds.core.DatasetBuilder) -> list[str]:

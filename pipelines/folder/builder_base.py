@@ -100,6 +100,15 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
         source, layout, entries = self._source(dl_manager)
         result = scan.scan(source, layout, max_pixels=self._max_pixels, include_class=self._include_class,
                            entries=entries)
+        loose = [path for path, why in result.skipped if why == 'not inside a class folder']
+        if not result.class_dirs and loose and len(loose) == len(result.skipped):
+            # Images with no class folder around them: the user pointed at one class, or at a flat folder.
+            what = (f'one class folder ({layout.root[-1]}/, {len(loose)} files)' if layout.root
+                    else f'{len(loose)} files and no class folders')
+            raise NoImagesError(
+                    f'{source} holds {what}; a classifier needs two or more classes, each a folder of its '
+                    f'images: pass the folder that holds them, laid out as CLASS/IMAGE or train/CLASS/IMAGE + '
+                    'test/CLASS/IMAGE')
         if not result.class_dirs:
             raise NoImagesError(
                     f'{source} has no class folder with a decodable image (expected {layout.describe()}; '

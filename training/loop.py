@@ -22,6 +22,7 @@ from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memo
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
 from fastclassify.training.run_dir import RunDir, write_json_atomic
+from fastclassify.training.plots import plot_history
 from fastclassify.training.trainer import Trainer, training_stream
 
 
@@ -377,6 +378,7 @@ def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callba
     if chief:
         classifier.save(run_dir.model)
         write_json_atomic(run_dir.results, results)
+        plot_history(cbs.history.history, run_dir.plots, test=results)  # the test accuracy marked
         # The run is complete and recorded; the resume state (optimizer included) is dead weight.
         shutil.rmtree(run_dir.backup, ignore_errors=True)
     _print_results(results)

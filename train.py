@@ -99,14 +99,13 @@ def choices_from_flags() -> dict:
 
 def _dataset_spec(source):
     """The dataset's facts; a folder is prepared here (once), its report printed: its classes are its folders."""
-    from cli import prepare
-    from fastclassify.pipelines import datasets, sources
+    from fastclassify.pipelines import datasets, report, sources
 
     try:
         spec = sources.dataset_spec(source)
         if source.dataset == datasets.FOLDER:
             # Printed: the log is held back while flags are resolved, and skipped files must be seen.
-            print(prepare.report(sources.prepare(source)), flush=True)
+            print(report.report(sources.prepare(source)), flush=True)
     except sources.DataMissingError as e:
         raise ValueError(str(e)) from None
     return spec

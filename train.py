@@ -31,6 +31,9 @@ flags.DEFINE_string('manual_dir', None, 'Folder holding 256_ObjectCategories.tar
 flags.DEFINE_string('config', None, 'TFDS builder config of the dataset (caltech256: all | paper60).')
 flags.DEFINE_integer('max_image_pixels', 40_000_000, 'When preparing caltech256 or a folder: an image '
                      'over this many pixels is stored downscaled (JPEG) or skipped, each reported.')
+flags.DEFINE_string('folder_format', 'jpeg', 'folder: how images are stored once prepared: jpeg (JPEGs as '
+                    'given, other formats re-encoded at quality 95: small, lossy) | png (JPEGs as given, the '
+                    'rest lossless PNG: exact, several times larger).')
 flags.DEFINE_bool('allow_modified_archive', False, 'Build from an archive whose size/sha256 differ.')
 flags.DEFINE_bool('download', True, 'May fetch the dataset; --nodownload fails fast when offline.')
 flags.DEFINE_bool('synthetic_data', False, 'Random tensors of the dataset\'s shape instead of data.')
@@ -129,7 +132,8 @@ def _config_and_notes():
         presets.check(choices)
         source = SourceConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
                               config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
-                              download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels)
+                              download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels,
+                              folder_format=FLAGS.folder_format)
         spec = _dataset_spec(source)
         return presets.resolve(choices, spec, backend=keras.backend.backend())
     except ValueError as e:

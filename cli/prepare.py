@@ -40,6 +40,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_integer('max_image_pixels', images.DEFAULT_MAX_PIXELS,
                          'caltech256 and folder: an image over this many pixels is stored downscaled '
                          '(JPEG) or skipped, each reported.', flag_values=flag_values)
+    flags.DEFINE_string('folder_format', 'jpeg', 'folder: how images are stored once prepared: jpeg (JPEGs as '
+                        'given, other formats re-encoded at quality 95: small, lossy) | png (JPEGs as given, the '
+                        'rest lossless PNG: exact, several times larger).', flag_values=flag_values)
 
 
 def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceConfig:
@@ -55,6 +58,7 @@ def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceCon
             allow_modified_archive=flag_values.allow_modified_archive,
             download=flag_values.download,
             max_image_pixels=flag_values.max_image_pixels,
+            folder_format=flag_values.folder_format,
     )
 
 

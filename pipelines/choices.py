@@ -7,3 +7,5 @@ POLICIES = ('none', 'seed', 'flip_crop', 'rrc', 'randaugment', 'erasing', 'mixup
 # Each of these replaces the whole geometry of the image, so at most one may be chosen.
 GEOMETRIC_POLICIES = ('seed', 'flip_crop', 'rrc')
 DATA_SERVICE_MODES = ('distributed_epoch', 'parallel_epochs')
+# `--folder_format`: how a folder's images are stored once prepared (pipelines/folder/images.py).
+FOLDER_FORMATS = ('jpeg', 'png')

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from fastclassify.models.choices import HEADS, MAX_IMAGE_SIZE, PRECISIONS, JIT_CHOICES, family_facts
 from fastclassify.pipelines import datasets
-from fastclassify.pipelines.choices import CACHE_CHOICES, DATA_SERVICE_MODES, GEOMETRIC_POLICIES, POLICIES
+from fastclassify.pipelines.choices import (CACHE_CHOICES, DATA_SERVICE_MODES, FOLDER_FORMATS, GEOMETRIC_POLICIES,
+                                             POLICIES)
 from fastclassify.training.backend import BACKENDS
 from fastclassify.training.choices import OPTIMIZERS, SCHEDULES, STRATEGIES
 
@@ -21,6 +22,7 @@ from fastclassify.training.choices import OPTIMIZERS, SCHEDULES, STRATEGIES
 FIELDS = {
     'dataset': 'source.dataset', 'data_dir': 'source.data_dir', 'manual_dir': 'source.manual_dir',
     'config': 'source.config', 'max_image_pixels': 'source.max_image_pixels',
+    'folder_format': 'source.folder_format',
     'allow_modified_archive': 'source.allow_modified_archive', 'download': 'source.download',
     'synthetic_data': 'run.synthetic_data', 'validation_split': 'pipeline.validation_fraction',
     'cache': 'pipeline.cache', 'ram_budget_gb': 'pipeline.ram_budget_bytes',
@@ -47,7 +49,8 @@ _DERIVED = ('dataset', 'data_dir', 'manual_dir', 'config', 'ram_budget_gb', 'bat
             'backend', 'synthetic_data')
 _CHOICE_LISTS = {'optimizer': OPTIMIZERS, 'schedule': SCHEDULES, 'cache': CACHE_CHOICES,
                  'precision': PRECISIONS, 'jit_compile': JIT_CHOICES, 'strategy': STRATEGIES,
-                 'backend': BACKENDS, 'data_service_mode': DATA_SERVICE_MODES, 'head': HEADS}
+                 'backend': BACKENDS, 'data_service_mode': DATA_SERVICE_MODES, 'head': HEADS,
+                 'folder_format': FOLDER_FORMATS}
 # name: (lowest, lowest allowed itself, highest or None, highest allowed itself).
 _RANGES = {
     'epochs': (0, False, None, True), 'steps_per_epoch': (0, True, None, True),
@@ -246,7 +249,7 @@ def _check_model(values: Mapping[str, Any]) -> None:
 def display_name(spec: datasets.DatasetSpec) -> str:
     """The dataset as a user names it: a folder dataset by its folder's name (no prefix, no hash)."""
     if spec.tfds_name == datasets.FOLDER_TFDS_NAME:
-        return re.sub(r'-[0-9a-f]{8,}$', '', spec.name.removeprefix(f'{datasets.FOLDER}-'))
+        return re.sub(r'-[0-9a-f]{10}(-png)?$', '', spec.name.removeprefix(f'{datasets.FOLDER}-'))
     return spec.name
 
 

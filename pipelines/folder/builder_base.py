@@ -65,6 +65,10 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
         finally:
             logging.get_absl_logger().removeFilter(quiet)
 
+    def _lossless(self) -> bool:
+        """Whether images that are not JPEGs are stored as PNG (`--folder_format=png`), not as JPEG."""
+        return getattr(self.builder_config, 'image_format', 'jpeg') == 'png'
+
     # TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded and prepared"
     # for every build: nothing is downloaded here, and the caller prints the preparation's own report.
     def _log_download_bytes(self) -> None:
@@ -91,7 +95,9 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
     def _image_features(self) -> tfds.features.FeaturesDict:
         return tfds.features.FeaturesDict({
                 # Everything is stored as JPEG (originals kept, the rest converted), always 3 channels.
-                'image': tfds.features.Image(shape=(None, None, 3), encoding_format='jpeg'),
+                # --folder_format=png: JPEGs as given, everything else PNG (a mix: TFDS decodes either).
+                'image': tfds.features.Image(shape=(None, None, 3),
+                                             encoding_format=None if self._lossless() else 'jpeg'),
                 'label': tfds.features.ClassLabel(),  # names come from the class folders
                 'file_name': tfds.features.Text(),  # below the root, e.g. roses/1.jpg
         })
@@ -99,6 +105,7 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         source, layout, entries = self._source(dl_manager)
         result = scan.scan(source, layout, max_pixels=self._max_pixels, include_class=self._include_class,
+                           lossless=self._lossless(),
                            entries=entries)
         loose = [path for path, why in result.skipped if why == 'not inside a class folder']
         if not result.class_dirs and loose and len(loose) == len(result.skipped):
@@ -155,7 +162,7 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, source, layout, labels: dict[str, str], converted: set[str]):
         """Second pass over the source: this split's files, converted again where the scan converted them."""
         for key, data in scan.iter_stored(source, layout, set(labels), converted & set(labels),
-                                          max_pixels=self._max_pixels):
+                                          max_pixels=self._max_pixels, lossless=self._lossless()):
             yield key, {'image': data, 'label': labels[key], 'file_name': key}
 
     def _record(self, result: scan.ScanResult, duplicates: list[list[str]], dropped: list[tuple[str, str]]):

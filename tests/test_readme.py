@@ -12,8 +12,10 @@ import pytest
 from tests import folder_trees
 from tests.conftest import ROOT
 
-# A loaded 2-vCPU CI machine; a laptop takes about half (README says "well under a minute").
-WALL_LIMIT_S = 90
+# Measured on a 2-vCPU VM shared by several test runs (load average 9): 41 s and 81 s; 42 s and 44 s when
+# it was quieter. The limit catches the regression that matters (the preset's 119 M-parameter
+# EfficientNetV2-L took 3 min 55 s and wrote 928 MB), not the load of the machine.
+WALL_LIMIT_S = 120
 BYTES_LIMIT = 40 * 2**20
 
 

@@ -14,6 +14,7 @@ import train
 from fastclassify.models import precision
 from cli import prepare
 from fastclassify.pipelines import data_service, datasets
+from fastclassify.pipelines.choices import FOLDER_FORMATS
 from fastclassify.pipelines.sources import SourceConfig
 from fastclassify.training import backend, config as config_lib, strategy
 from fastclassify.training.config import TrainConfig
@@ -128,6 +129,7 @@ def test_source_flags_of_prepare_and_train_agree_with_source_config():
     ('precision', precision.PRECISIONS), ('jit_compile', precision.JIT_CHOICES),
     ('strategy', strategy.STRATEGIES), ('backend', backend.BACKENDS),
     ('data_service_mode', data_service.MODES), ('optimizer', OPTIMIZERS), ('schedule', SCHEDULES),
+    ('folder_format', FOLDER_FORMATS),
 ])
 def test_help_lists_the_choices_defined_once(flag_name, choices):
     for choice in choices:

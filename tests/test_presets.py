@@ -102,3 +102,8 @@ def test_the_check_imports_no_tensorflow_and_takes_about_a_second():
                          env={'PYTHONPATH': ROOT, 'PATH': '/usr/bin:/bin'}).stdout
     assert out.strip().endswith('[]'), out
     assert time.time() - start < 3.0
+
+
+def test_check_leaves_words_to_the_config_dataclasses():
+    # e.g. a steps_per_execution='auto' (another change in flight): not a number, not judged here.
+    presets.check({'dataset': 'cifar100', 'steps_per_execution': 'auto', 'steps_per_epoch': 10})

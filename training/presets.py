@@ -138,8 +138,8 @@ def check(choices: Mapping[str, Any]) -> None:
             raise ValueError(f'{name}={choices[name]!r} is not valid; valid: {", ".join(valid)}')
     for name, (low, low_ok, high, high_ok) in _RANGES.items():
         value = choices.get(name)
-        if value is None:
-            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue  # unset, or a word such as 'auto': the config dataclass judges it
         if value < low or (value == low and not low_ok) or (high is not None and (
                 value > high or (value == high and not high_ok))):
             bound = {(0, False): '> 0', (0, True): '>= 0'}[(low, low_ok)] if high is None else (
@@ -152,7 +152,7 @@ def check(choices: Mapping[str, Any]) -> None:
     for flag, steps in (('steps_per_epoch', choices.get('steps_per_epoch') or 0),
                         ('checkpoint_every_steps', choices.get('checkpoint_every_steps') or 0)):
         per_call = choices.get('steps_per_execution') or 1
-        if steps % per_call:
+        if isinstance(per_call, int) and isinstance(steps, int) and steps % per_call:
             raise ValueError(f'{flag}={steps} is not valid with steps_per_execution={per_call}; it must be '
                              'a multiple of it')
     if (choices.get('freeze_backbone_epochs') or 0) >= values['epochs'] and choices.get('freeze_backbone_epochs'):

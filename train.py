@@ -1,11 +1,14 @@
-"""Trains an image classifier: `python train.py --dataset=caltech256` (or cifar100, a TFDS name, a folder).
+"""Trains an image classifier on a folder of images, a TFDS dataset, CIFAR-100 or Caltech-256.
 
-Each dataset has a preset reproducing its seed report (pipelines/datasets.py); every flag
-overrides it. The resolved config is printed and written to `--model_dir/config.json`.
+  python train.py --dataset=folder --manual_dir=PATH --model=cifar_resnet9 --image_size=32 --batch_size=16
+  python train.py --dataset=oxford_flowers102          (fine-tunes ConvNeXt-Tiny from ImageNet; a GPU job)
 
-Defaults and choices belong to the config dataclasses; a flag's default is its field's (None where the
-dataset preset fills it), which tests/test_defaults.py checks through `FLAG_FIELDS`.
+Each dataset has a preset (below); every flag overrides it, and the run says what changed. The run
+folder (--model_dir, default runs/DATASET-MODEL) gets the model, results, plots, logs and config.json.
 """
+
+# Maintainers: defaults and choices belong to the config dataclasses; a flag's default is its field's (None
+# where the dataset preset fills it), which tests/test_defaults.py checks through `FLAG_FIELDS`.
 
 import os
 import sys
@@ -13,6 +16,8 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app, flags  # noqa: E402
+
+from fastclassify.training import presets  # noqa: E402  (no TensorFlow: flags are checked first)
 
 FLAGS = flags.FLAGS
 
@@ -26,6 +31,9 @@ flags.DEFINE_string('manual_dir', None, 'Folder holding 256_ObjectCategories.tar
 flags.DEFINE_string('config', None, 'TFDS builder config of the dataset (caltech256: all | paper60).')
 flags.DEFINE_integer('max_image_pixels', 40_000_000, 'When preparing caltech256 or a folder: an image '
                      'over this many pixels is stored downscaled (JPEG) or skipped, each reported.')
+flags.DEFINE_string('folder_format', 'jpeg', 'folder: how images are stored once prepared: jpeg (JPEGs as '
+                    'given, other formats re-encoded at quality 95: small, lossy) | png (JPEGs as given, the '
+                    'rest lossless PNG: exact, several times larger).')
 flags.DEFINE_bool('allow_modified_archive', False, 'Build from an archive whose size/sha256 differ.')
 flags.DEFINE_bool('download', True, 'May fetch the dataset; --nodownload fails fast when offline.')
 flags.DEFINE_bool('synthetic_data', False, 'Random tensors of the dataset\'s shape instead of data.')
@@ -36,12 +44,12 @@ flags.DEFINE_float('ram_budget_gb', None, 'RAM the memory cache may use (default
 flags.DEFINE_string('augment', None, 'Policy, "+" to combine: none|seed|flip_crop|rrc|randaugment|'
                     'mixup|cutmix|erasing.')
 flags.DEFINE_integer('randaugment_layers', 2, 'RandAugment: ops per image.')
-flags.DEFINE_float('randaugment_magnitude', 9.0, 'RandAugment magnitude M, 0..10 (see pipelines/augment).')
+flags.DEFINE_float('randaugment_magnitude', 9.0, 'RandAugment magnitude M, 0..10 (10: strongest).')
 flags.DEFINE_float('mixup_alpha', 0.2, 'Mixup Beta(alpha, alpha).')
 flags.DEFINE_float('cutmix_alpha', 1.0, 'CutMix Beta(alpha, alpha).')
 flags.DEFINE_float('erasing_probability', 0.25, 'Random erasing probability per image.')
 # Model.
-flags.DEFINE_string('model', None, 'Model family (see models/registry.py).')
+flags.DEFINE_string('model', None, 'Model family; `train.py -h` lists the 15 families.')
 flags.DEFINE_string('head', None, 'Head: gap | seed_caltech | seed_cifar (default: the preset\'s; with '
                     '--model, the family\'s: gap).')
 flags.DEFINE_string('weights', None, 'imagenet | none | PATH to .weights.h5 or .keras (default: the '
@@ -82,81 +90,28 @@ flags.DEFINE_float('data_service_stall_timeout_s', 300.0, 'Fail when the data se
                    'this long (a dead worker); must exceed the slowest normal gap between batches.')
 flags.DEFINE_bool('benchmark', False, 'Measure the model-side ceiling vs end-to-end instead of training.')
 
-# The TrainConfig field ('section.field') each flag sets. A flag's default must be that field's default,
-# or None where the dataset preset supplies the value (`preset` keys) or the field has none.
-FLAG_FIELDS = {
-    'dataset': 'source.dataset', 'data_dir': 'source.data_dir', 'manual_dir': 'source.manual_dir',
-    'config': 'source.config', 'max_image_pixels': 'source.max_image_pixels',
-    'allow_modified_archive': 'source.allow_modified_archive', 'download': 'source.download',
-    'synthetic_data': 'run.synthetic_data', 'validation_split': 'pipeline.validation_fraction',
-    'cache': 'pipeline.cache', 'ram_budget_gb': 'pipeline.ram_budget_bytes',
-    'augment': 'augment.policy', 'randaugment_layers': 'augment.randaugment_layers',
-    'randaugment_magnitude': 'augment.randaugment_magnitude', 'mixup_alpha': 'augment.mixup_alpha',
-    'cutmix_alpha': 'augment.cutmix_alpha', 'erasing_probability': 'augment.erasing_probability',
-    'model': 'model.name', 'head': 'model.head', 'weights': 'model.weights', 'dropout': 'model.dropout',
-    'image_size': 'model.image_size', 'precision': 'run.precision', 'jit_compile': 'run.jit_compile',
-    'steps_per_execution': 'run.steps_per_execution', 'freeze_backbone_epochs': 'run.freeze_backbone_epochs',
-    'batch_size': 'pipeline.batch_size', 'epochs': 'run.epochs', 'steps_per_epoch': 'run.steps_per_epoch',
-    'optimizer': 'optimizer.name', 'learning_rate': 'optimizer.learning_rate',
-    'base_batch_size': 'optimizer.base_batch_size', 'weight_decay': 'optimizer.weight_decay',
-    'warmup_epochs': 'optimizer.warmup_epochs', 'schedule': 'optimizer.schedule',
-    'ema_decay': 'optimizer.ema_decay', 'momentum': 'optimizer.momentum', 'clipnorm': 'optimizer.clipnorm',
-    'label_smoothing': 'run.label_smoothing', 'model_dir': 'run.model_dir', 'seed': 'run.seed',
-    'deterministic': 'run.deterministic', 'checkpoint_every_steps': 'run.checkpoint_every_steps',
-    'overwrite': 'run.overwrite', 'strategy': 'run.strategy', 'backend': 'run.backend',
-    'data_service': 'run.data_service', 'data_service_mode': 'run.data_service_mode',
-    'data_service_stall_timeout_s': 'run.data_service_stall_timeout_s', 'benchmark': 'run.benchmark',
-}
+# The TrainConfig field ('section.field') each flag sets (the library's choice names are the flag names).
+# A flag's default must be that field's default, or None where the dataset preset supplies the value.
+FLAG_FIELDS = presets.FIELDS
 
 
-def _preset_or(flag_name: str, preset: dict, key: str | None = None):
-    value = FLAGS[flag_name].value
-    return preset[key or flag_name] if value is None else value
-
-
-def _warmup_epochs(preset: dict) -> float:
-    """The flag, else the preset's warmup capped at a tenth of the run (a 1-epoch run still warms up)."""
-    if FLAGS.warmup_epochs is not None:
-        return FLAGS.warmup_epochs
-    return min(preset['warmup_epochs'], _preset_or('epochs', preset) / 10)
+def choices_from_flags() -> dict:
+    """The flags as the library's choices (None = not set: the preset's value, else the field default)."""
+    return {name: FLAGS[name].value for name in FLAG_FIELDS}
 
 
 def _dataset_spec(source):
     """The dataset's facts; a folder is prepared here (once), its report printed: its classes are its folders."""
-    from cli import prepare
-    from fastclassify.pipelines import datasets, sources
+    from fastclassify.pipelines import datasets, report, sources
 
     try:
         spec = sources.dataset_spec(source)
         if source.dataset == datasets.FOLDER:
             # Printed: the log is held back while flags are resolved, and skipped files must be seen.
-            print(prepare.report(sources.prepare(source)), flush=True)
+            print(report.report(sources.prepare(source)), flush=True)
     except sources.DataMissingError as e:
         raise ValueError(str(e)) from None
     return spec
-
-
-def _preset(spec) -> tuple[dict, list[str]]:
-    """The dataset's preset as this run uses it, and a note for each value changed from it.
-
-    The preset's weights and head were chosen for its own model: when `--model` picks another family,
-    that family's defaults replace them (an explicit `--weights` / `--head` still wins).
-    """
-    from fastclassify.models.config import family_defaults
-
-    preset, notes = dict(spec.preset), []
-    if FLAGS.model is not None and FLAGS.model != preset['model']:
-        own = family_defaults(FLAGS.model)  # raises naming --model and the valid names
-        changed = {k: v for k, v in own.items() if v != preset[k] and FLAGS[k].value is None}
-        if changed:
-            notes.append(f'--model={FLAGS.model} replaces the {spec.name} preset\'s {preset["model"]}, so '
-                         + ', '.join(f'{k}={v} (the family\'s default; preset: {preset[k]})'
-                                     for k, v in changed.items())
-                         + '; --' + ' / --'.join(changed) + ' set them')
-        preset.update(own)
-    if FLAGS.synthetic_data:
-        preset['weights'] = 'none'  # random pixels gain nothing from pretrained weights
-    return preset, notes
 
 
 def config_from_flags():
@@ -166,76 +121,42 @@ def config_from_flags():
 
 def _config_and_notes():
     """The TrainConfig and the notes on preset values this run replaced (printed with the config)."""
-    from fastclassify.models.config import ModelConfig
-    from fastclassify.pipelines import datasets
-    from fastclassify.pipelines.augment import AugmentConfig, cache_size_for
-    from fastclassify.pipelines.pipeline import PipelineConfig
     from fastclassify.pipelines.sources import SourceConfig
-    from fastclassify.training.config import RunConfig, TrainConfig
-    from fastclassify.training.optimizers import OptimizerConfig
 
     import keras
     if FLAGS.backend is not None and FLAGS.backend != keras.backend.backend():
         raise ValueError(f'--backend={FLAGS.backend}: Keras was already loaded with the '
                          f'{keras.backend.backend()} backend in this process')
-    if FLAGS.dataset is None:
-        raise ValueError(f'--dataset is required; valid: {", ".join(sorted(datasets.DATASETS))}, '
-                         f'{datasets.FOLDER}, or a TFDS image-classification dataset name')
-    if FLAGS.synthetic_data and FLAGS.dataset == datasets.FOLDER:
-        raise ValueError('--synthetic_data does not apply to --dataset=folder (its classes are its folders)')
-    source = SourceConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                          config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
-                          download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels)
-    spec = _dataset_spec(source)
-    preset, notes = _preset(spec)
-    num_classes = spec.num_classes
-    image_size = _preset_or('image_size', preset)
-    batch_flag = str(_preset_or('batch_size', preset))
-    auto_batch = batch_flag == 'auto'
+    choices = choices_from_flags()
     try:
-        batch_size = preset['batch_size'] if auto_batch else int(batch_flag)
-    except ValueError:
-        raise ValueError(f'--batch_size={batch_flag!r} is not valid; use a positive integer or "auto"') from None
-    # The seed and determinism go to RunConfig only; TrainConfig passes them down.
-    augment = AugmentConfig(
-        policy=_preset_or('augment', preset), image_size=image_size, num_classes=num_classes,
-        randaugment_layers=FLAGS.randaugment_layers, randaugment_magnitude=FLAGS.randaugment_magnitude,
-        mixup_alpha=FLAGS.mixup_alpha, cutmix_alpha=FLAGS.cutmix_alpha,
-        erasing_probability=FLAGS.erasing_probability)
-    model_name = _preset_or('model', preset)
-    model = ModelConfig(name=model_name, num_classes=num_classes, image_size=image_size,
-                        weights=_preset_or('weights', preset), head=_preset_or('head', preset),
-                        dropout=FLAGS.dropout)
-    if FLAGS.ram_budget_gb is not None and not 0 <= FLAGS.ram_budget_gb < float('inf'):
-        raise ValueError(f'--ram_budget_gb={FLAGS.ram_budget_gb:g} is not valid; it must be a number of '
-                         'GiB >= 0 (0 = no memory cache)')
-    data_root = FLAGS.data_dir or os.path.expanduser('~/tensorflow_datasets')
-    cache_size = cache_size_for(augment)
-    pipeline = PipelineConfig(
-        cache_size=cache_size, batch_size=batch_size, cache=FLAGS.cache,
-        cache_dir=os.path.join(data_root, 'cache', f'{spec.name}-{FLAGS.config or "default"}-'
-                               f'{spec.data_version + "-" if spec.data_version else ""}{cache_size}px'),
-        ram_budget_bytes=None if FLAGS.ram_budget_gb is None else int(FLAGS.ram_budget_gb * 2**30),
-        validation_fraction=FLAGS.validation_split)
-    optimizer = OptimizerConfig(
-        name=_preset_or('optimizer', preset), learning_rate=_preset_or('learning_rate', preset),
-        base_batch_size=FLAGS.base_batch_size, weight_decay=_preset_or('weight_decay', preset),
-        warmup_epochs=_warmup_epochs(preset), schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay,
-        momentum=FLAGS.momentum, clipnorm=FLAGS.clipnorm)
-    run = RunConfig(
-        model_dir=FLAGS.model_dir or os.path.join('runs', f'{spec.name}-{model_name}'),
-        epochs=_preset_or('epochs', preset), steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic, synthetic_data=FLAGS.synthetic_data,
-        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
-        steps_per_execution=FLAGS.steps_per_execution, label_smoothing=FLAGS.label_smoothing,
-        freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
-        checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
-        auto_batch_size=auto_batch, strategy=FLAGS.strategy, backend=keras.backend.backend(),
-        data_service=FLAGS.data_service,
-        data_service_mode=FLAGS.data_service_mode,
-        data_service_stall_timeout_s=FLAGS.data_service_stall_timeout_s, benchmark=FLAGS.benchmark)
-    return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model,
-                       optimizer=optimizer, run=run), notes
+        presets.check(choices)
+        source = SourceConfig(dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                              config=FLAGS.config, allow_modified_archive=FLAGS.allow_modified_archive,
+                              download=FLAGS.download, max_image_pixels=FLAGS.max_image_pixels,
+                              folder_format=FLAGS.folder_format)
+        spec = _dataset_spec(source)
+        return presets.resolve(choices, spec, backend=keras.backend.backend())
+    except ValueError as e:
+        raise ValueError(presets.field_message(str(e))) from None
+
+
+class _WeightsMissing(ValueError):
+    """The ImageNet weights are neither cached nor downloadable (exit 1: the flags are fine)."""
+
+
+def _fetch_imagenet_weights_first() -> None:
+    """Has the ImageNet weights the run will load (downloads them) before a folder is prepared or a
+    dataset decoded: offline without them, the run fails in seconds, not after the whole data pass."""
+    choices = choices_from_flags()
+    values, _ = presets.preset_values(choices, presets.dataset_preset(FLAGS.dataset), dataset=FLAGS.dataset)
+    if values['weights'] != 'imagenet':
+        return
+    from fastclassify.models.weights import WeightsError, fetch_imagenet_weights
+
+    try:
+        fetch_imagenet_weights(values['model'])
+    except WeightsError as e:
+        raise _WeightsMissing(str(e)) from None
 
 
 def _fail(message: str, code: int) -> None:
@@ -256,11 +177,23 @@ def select_backend() -> None:
 def main(argv):
     if len(argv) > 1:
         _fail(f'unexpected arguments {argv[1:]}; every setting is a flag, e.g. --epochs=5', 2)
+    if not FLAGS['verbosity'].present:
+        # Libraries' INFO lines (TFDS's thread ids and config reprs, strategy notes) are not the user's
+        # business; --verbosity=0 (INFO) or 1 (DEBUG) shows them.
+        import logging as py_logging
+        from absl import logging
+        logging.set_verbosity(logging.WARNING)
+        py_logging.getLogger('tensorflow').setLevel(py_logging.WARNING)
+    try:
+        presets.check(choices_from_flags())  # before TensorFlow loads: a bad flag is one line in a second
+    except ValueError as e:
+        _fail(presets.field_message(str(e)), 2)
     select_backend()
     from fastclassify.training import native_stderr
 
     try:
         with native_stderr.held_back(drop_on=(ValueError,)):
+            _fetch_imagenet_weights_first()
             cfg, notes = _config_and_notes()
             from fastclassify.training import strategy as strategy_lib
             # The strategy comes first (multi-worker collectives must be configured before the
@@ -270,12 +203,13 @@ def main(argv):
             except strategy_lib.StrategyError as e:
                 raise ValueError(str(e)) from None
     except ValueError as e:
-        _fail(str(e), 2)
+        _fail(str(e), 1 if isinstance(e, _WeightsMissing) else 2)
     print(f'devices: {", ".join(strategy_lib.device_names(strategy))} (Keras backend '
           f'{cfg.run.backend})', flush=True)
-    print('config:\n' + cfg.to_json(), flush=True)
-    for note in notes:
-        print(f'config: {note}', flush=True)
+    explicit = {name for name in FLAG_FIELDS if FLAGS[name].present}
+    for line in presets.summary(cfg, choices_from_flags(), notes, explicit=explicit):
+        print(f'config: {presets.field_message(line)}', flush=True)
+    print(f'config: the full config goes to {os.path.join(cfg.run.model_dir, "config.json")}', flush=True)
 
     from fastclassify.models.weights import WeightsError
     from fastclassify.pipelines.sources import DataMissingError
@@ -295,7 +229,58 @@ def main(argv):
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',
               flush=True)
         sys.exit(143)
+    print_outputs(outcome.model_dir)
+
+
+def print_outputs(model_dir: str) -> None:
+    """The run's last lines: where each of its outputs is (those that exist), and how to look at them."""
+    from fastclassify.training.run_dir import RunDir
+
+    run_dir = RunDir(model_dir)
+    shown = os.path.relpath(run_dir.path) if not os.path.relpath(run_dir.path).startswith('..') else run_dir.path
+    lines = [f'outputs in {shown}/']
+    plots = sorted(os.listdir(run_dir.plots)) if os.path.isdir(run_dir.plots) else []
+    for label, path in (('model', run_dir.model), ('results', run_dir.results), ('config', run_dir.config),
+                        ('history', run_dir.history_csv)):
+        if os.path.exists(path):
+            lines.append(f'  {label + ":":9s}{os.path.join(shown, os.path.basename(path))}')
+    if plots:
+        lines.append(f'  {"plots:":9s}' + ', '.join(os.path.join(shown, 'plots', p) for p in plots))
+    if os.path.isdir(run_dir.logs):
+        lines.append(f'  {"logs:":9s}' + ' '.join(['tensorboard', '--logdir', os.path.join(shown, 'logs')]))
+    print('\n'.join(lines), flush=True)
+
+
+def usage() -> str:
+    """`-h`: what train.py does, its flags, then the models, datasets and presets (no TensorFlow)."""
+    from fastclassify.models.choices import FAMILY_FACTS
+    from fastclassify.pipelines import datasets
+
+    models = [f'  {name:18s} {"ImageNet weights" if f.imagenet else "from scratch    "}  '
+              f'{f"{f.params_millions:g} M parameters, " if f.params_millions else ""}designed for '
+              f'{f.default_image_size} px' for name, f in FAMILY_FACTS.items()]
+    keys = list(datasets.general_preset())
+
+    def preset_line(name, preset):
+        return f'  {name:18s} ' + ', '.join(f'{k}={preset[k]}' for k in keys)
+
+    presets_text = [preset_line(n, s.preset) for n, s in datasets.DATASETS.items()]
+    presets_text.append(preset_line('folder, TFDS names', datasets.general_preset()))
+    scratch = ', '.join(f'{k}={v}' for k, v in datasets.from_scratch_recipe().items())
+    return '\n'.join([
+        __doc__.strip(), '', 'Flags:', FLAGS.module_help(sys.modules[__name__]).rstrip(), '',
+        '  --verbosity=0 shows libraries\' INFO logs; --flagfile=FILE reads flags from a file; --helpfull '
+        'adds absl\'s own flags.', '',
+        'Models (--model):', *models, '',
+        'Datasets and their presets (--dataset): cifar100 and caltech256 reproduce docs/SEEDS.md; a folder '
+        '(--dataset=folder --manual_dir=PATH) or any TFDS image-classification name shares the general one:',
+        *presets_text,
+        f'  Without pretrained weights (--weights=none, or a model trained from scratch) a fine-tuning '
+        f'preset\'s optimizer becomes: {scratch}.', ''])
 
 
 if __name__ == '__main__':
+    if any(a in ('--help', '-help', '-h', '-?', '--helpshort') for a in sys.argv[1:]):
+        print(usage())  # absl's --help exits 1 and lists no models or presets
+        sys.exit(0)
     app.run(main)

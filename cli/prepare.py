@@ -16,6 +16,7 @@ from absl import logging
 from fastclassify.pipelines import sources
 from fastclassify.pipelines.folder import images
 from fastclassify.pipelines.datasets import DATASETS
+from fastclassify.pipelines.report import report
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -39,6 +40,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_integer('max_image_pixels', images.DEFAULT_MAX_PIXELS,
                          'caltech256 and folder: an image over this many pixels is stored downscaled '
                          '(JPEG) or skipped, each reported.', flag_values=flag_values)
+    flags.DEFINE_string('folder_format', 'jpeg', 'folder: how images are stored once prepared: jpeg (JPEGs as '
+                        'given, other formats re-encoded at quality 95: small, lossy) | png (JPEGs as given, the '
+                        'rest lossless PNG: exact, several times larger).', flag_values=flag_values)
 
 
 def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceConfig:
@@ -54,24 +58,8 @@ def source_config_from_flags(flag_values: flags.FlagValues) -> sources.SourceCon
             allow_modified_archive=flag_values.allow_modified_archive,
             download=flag_values.download,
             max_image_pixels=flag_values.max_image_pixels,
+            folder_format=flag_values.folder_format,
     )
-
-
-def report(builder) -> str:
-    """Split sizes, classes and, for builders that record them, skipped and converted files."""
-    lines = [f'{builder.name}/{builder.builder_config.name if builder.builder_config else ""} '
-             f'in {builder.data_dir}']
-    lines += [f'  {split}: {count:,} examples' for split, count in sorted(sources.split_sizes(builder).items())]
-    lines.append(f'  classes: {len(sources.class_names(builder))}')
-    metadata = builder.info.metadata or {}
-    if 'num_skipped' in metadata:
-        lines.append(f'  skipped: {metadata["num_skipped"]} files')
-        lines += [f'    {s["path"]}: {s["reason"]}' for s in metadata['skipped']]
-        lines.append(f'  converted to RGB JPEG: {metadata["num_converted"]} files')
-        lines.append(f'  byte-identical groups (kept in one split): {len(metadata["duplicates"])}')
-        if metadata.get('empty_classes'):
-            lines.append(f'  class folders with no usable image (not classes): {", ".join(metadata["empty_classes"])}')
-    return '\n'.join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,19 @@
-"""Model side: a registry of Keras classifier families, heads, weights and precision."""
+"""Model side: a registry of Keras classifier families, heads, weights and precision.
 
-from fastclassify.models.builder import build_model
-from fastclassify.models.builder import set_backbone_trainable
-from fastclassify.models.config import ModelConfig
-from fastclassify.models.precision import apply_precision
-from fastclassify.models.precision import resolve_jit_compile
-from fastclassify.models.precision import resolve_precision
-from fastclassify.models.registry import FAMILIES
-from fastclassify.models.weights import WeightsError
+The names below load their module (and Keras) on first use, so `models.choices` stays importable before
+Keras: the command line checks `--model` against it in about a second.
+"""
+
+import importlib
+
+_NAMES = {
+    'build_model': 'builder', 'set_backbone_trainable': 'builder', 'ModelConfig': 'config',
+    'apply_precision': 'precision', 'resolve_jit_compile': 'precision', 'resolve_precision': 'precision',
+    'FAMILIES': 'registry', 'WeightsError': 'weights',
+}
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f'{__name__}.{_NAMES[name]}'), name)
+    raise AttributeError(f'module {__name__} has no attribute {name!r}')

@@ -4,11 +4,7 @@ import dataclasses
 
 from fastclassify.models import heads
 from fastclassify.models import registry
-
-# Largest `--image_size`: one decoded uint8 image is S*S*3 bytes (12 MiB at 2048) in every cache, and a
-# model's activations grow with S*S (a ResNet-50 at 2048 px needs ~8 GB per image in training). Larger
-# sides only end in "Cannot allocate memory" deep inside decode or the first step.
-MAX_IMAGE_SIZE = 2048
+from fastclassify.models.choices import MAX_IMAGE_SIZE  # noqa: F401  (checked before Keras loads)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,8 +5,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-PRECISIONS = ('auto', 'float32', 'mixed_float16', 'mixed_bfloat16')
-JIT_CHOICES = ('auto', 'true', 'false')
+from fastclassify.models.choices import JIT_CHOICES, PRECISIONS  # noqa: F401  (checked before Keras loads)
 
 # Tensor Cores run float16 matmuls from Volta (compute capability 7.0) on; older GPUs gain nothing.
 _MIN_FLOAT16_COMPUTE_CAPABILITY = (7, 0)

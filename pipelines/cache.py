@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-CACHE_CHOICES = ('auto', 'memory', 'disk', 'device', 'none')
+from fastclassify.pipelines.choices import CACHE_CHOICES  # noqa: F401  (checked before TensorFlow loads)
 
 # In every file cache's header: bump it when the file layout changes, or when decode.py changes what it
 # produces for the same settings; a file of another version is reported and rebuilt, never read.

@@ -17,7 +17,9 @@ def check_name(name: str, known: list[str]) -> None:
     catalog = tfds.list_builders(with_community_datasets=False)
     if name in catalog:
         return
-    close = difflib.get_close_matches(name, catalog + known, n=3)
+    # Each candidate once (TFDS lists its aliases too), matched case-insensitively.
+    candidates = {c.lower(): c for c in [*known, *catalog]}
+    close = [candidates[c] for c in dict.fromkeys(difflib.get_close_matches(name.lower(), list(candidates), n=3))]
     hint = f'; did you mean {", ".join(close)}?' if close else ''
     raise ValueError(f'--dataset={name!r} is not a known dataset; valid: {", ".join(known)}, or the name of '
                      f'a TFDS image-classification dataset (tfds.list_builders()){hint}')

@@ -18,7 +18,7 @@ from fastclassify.pipelines import decode
 from fastclassify.pipelines.pipeline import PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
-MODES = ('distributed_epoch', 'parallel_epochs')
+from fastclassify.pipelines.choices import DATA_SERVICE_MODES as MODES  # (checked before TF loads)
 # Decoded uint8 images in a parallel_epochs worker's shuffle buffer: 2,048 x 224 px = 300 MB.
 _DECODED_SHUFFLE_BYTES = 300 * 1000 * 1000
 # A trainer that gets no batch from the service for this long fails (a dead worker otherwise hangs it).

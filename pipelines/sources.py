@@ -16,6 +16,7 @@ from fastclassify.pipelines import caltech256  # noqa: F401  pylint: disable=unu
 from fastclassify.pipelines import catalog
 from fastclassify.pipelines import datasets
 from fastclassify.pipelines import folder
+from fastclassify.pipelines.choices import FOLDER_FORMATS
 from fastclassify.pipelines.caltech256 import archive
 from fastclassify.pipelines.datasets import get_dataset_spec
 from fastclassify.pipelines.folder import fingerprint
@@ -58,6 +59,8 @@ class SourceConfig:
         download: whether preparing may fetch from the network.
         max_image_pixels: `--max_image_pixels`: when our builders prepare (caltech256, folder), an image
             over it is stored downscaled (JPEG) or skipped, each reported.
+        folder_format: `--folder_format`, how `folder` images are stored: `jpeg` (others re-encoded, lossy)
+            or `png` (JPEGs as given, the rest lossless PNG).
     """
 
     dataset: str
@@ -67,12 +70,15 @@ class SourceConfig:
     allow_modified_archive: bool = False
     download: bool = True
     max_image_pixels: int = images.DEFAULT_MAX_PIXELS
+    folder_format: str = 'jpeg'
 
     def __post_init__(self):
         spec = get_dataset_spec(self.dataset)  # raises naming --dataset and the choices
         if self.allow_modified_archive and spec.tfds_name != 'caltech256':
             raise ValueError(
                     f'--allow_modified_archive applies to --dataset=caltech256 only, not --dataset={self.dataset}')
+        if self.folder_format not in FOLDER_FORMATS:
+            raise ValueError(f'--folder_format={self.folder_format!r} is not valid; valid: {", ".join(FOLDER_FORMATS)}')
         if self.max_image_pixels <= 0:
             raise ValueError(f'--max_image_pixels={self.max_image_pixels} must be a positive number of pixels')
         if self.dataset == datasets.FOLDER:
@@ -303,7 +309,8 @@ def read_split(builder: tfds.core.DatasetBuilder, split: str, *,
 def _make_builder(tfds_name: str, cfg: SourceConfig, builder_kwargs: dict) -> tfds.core.DatasetBuilder:
     if tfds_name == datasets.FOLDER_TFDS_NAME:
         # One builder config per source path; the data lives in class_folders/NAME-HASH/ under data_dir.
-        return folder.Builder(config=folder.config_for(cfg.manual_dir), data_dir=cfg.data_dir,
+        return folder.Builder(config=folder.config_for(cfg.manual_dir, image_format=cfg.folder_format),
+                              data_dir=cfg.data_dir,
                               max_image_pixels=cfg.max_image_pixels)
     if tfds_name == 'caltech256':
         builder_kwargs = {**builder_kwargs, 'max_image_pixels': cfg.max_image_pixels}
@@ -364,8 +371,21 @@ def _how_to_provide(tfds_name: str, builder: tfds.core.DatasetBuilder) -> str:
     if tfds_name == 'caltech256':
         return (f'place {archive.ARCHIVE_NAME} (from https://data.caltech.edu/records/nyy15-4j048) in a '
                 'directory and pass --manual_dir=DIR, or run `python -m cli.prepare` where there is network')
-    return (f'run `python -m cli.prepare --dataset={tfds_name}` where there is network and copy '
-            f'{builder.data_dir} into --data_dir')
+    files = _download_files(builder)
+    have = (f'if you have {", ".join(files)} (from {", ".join(files.values())}), put it in a folder and pass '
+            '--manual_dir=FOLDER; else ' if files else '')
+    return (f'{have}run `python -m cli.prepare --dataset={tfds_name} --data_dir=DIR` where there is network, '
+            'copy DIR here and pass --data_dir=DIR')
+
+
+def _download_files(builder: tfds.core.DatasetBuilder) -> dict[str, str]:
+    """{file name TFDS looks for in --manual_dir: its URL} for the builder's downloads; {} when unknown."""
+    try:
+        infos = dict(builder.url_infos or {})
+    except Exception:  # pylint: disable=broad-except  # no checksums file
+        return {}
+    return {(getattr(info, 'filename', None) or url.rstrip('/').rsplit('/', 1)[-1]): url
+            for url, info in infos.items()}
 
 
 def _download_urls(builder: tfds.core.DatasetBuilder) -> list[str]:

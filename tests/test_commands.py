@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-DOCUMENTS = ('README.md', 'BUILD.md')
+DOCUMENTS = ('README.md', 'BUILD.md', 'docs/GUIDE.md')
 _COMMAND = re.compile(r'python3? (?:-m ([A-Za-z_][\w.]*)|(train\.py))')
 # Commands documented for other programs' own flags (venv, pytest): their --help is not ours to check.
 _NOT_OURS = {'venv', 'pytest', 'pip'}

@@ -14,6 +14,7 @@ import train
 from fastclassify.models import precision
 from cli import prepare
 from fastclassify.pipelines import data_service, datasets
+from fastclassify.pipelines.choices import FOLDER_FORMATS
 from fastclassify.pipelines.sources import SourceConfig
 from fastclassify.training import backend, config as config_lib, strategy
 from fastclassify.training.config import TrainConfig
@@ -101,7 +102,10 @@ def test_momentum_and_clipnorm_are_flags(tmp_path):
 def test_model_override_takes_the_family_weights_and_head_unless_given(tmp_path):
     cfg, notes = _resolved('--dataset=cifar100', '--model=cifar_resnet9', f'--model_dir={tmp_path / "run"}')
     assert (cfg.model.weights, cfg.model.head) == ('none', 'gap')  # the preset's were imagenet, seed_cifar
-    assert len(notes) == 1 and 'weights=none' in notes[0] and 'head=gap' in notes[0], notes
+    assert 'weights=none' in notes[0] and 'head=gap' in notes[0], notes
+    # No pretrained weights: the preset's fine-tuning optimizer gives way to the from-scratch recipe, said so.
+    assert len(notes) == 2 and 'from scratch' in notes[1] and 'learning_rate=0.001' in notes[1], notes
+    assert (cfg.optimizer.name, cfg.optimizer.learning_rate) == ('adamw', 1e-3)
     cfg, notes = _resolved('--dataset=cifar100', '--model=convnext_tiny', '--head=seed_cifar',
                            f'--model_dir={tmp_path / "run"}')
     assert (cfg.model.weights, cfg.model.head) == ('imagenet', 'seed_cifar') and notes == []
@@ -125,6 +129,7 @@ def test_source_flags_of_prepare_and_train_agree_with_source_config():
     ('precision', precision.PRECISIONS), ('jit_compile', precision.JIT_CHOICES),
     ('strategy', strategy.STRATEGIES), ('backend', backend.BACKENDS),
     ('data_service_mode', data_service.MODES), ('optimizer', OPTIMIZERS), ('schedule', SCHEDULES),
+    ('folder_format', FOLDER_FORMATS),
 ])
 def test_help_lists_the_choices_defined_once(flag_name, choices):
     for choice in choices:

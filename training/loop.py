@@ -17,11 +17,12 @@ from fastclassify.models.precision import apply_precision, resolve_jit_compile
 from fastclassify.pipelines import sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
-from fastclassify.training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
+from fastclassify.training import backup, callbacks, evaluation, progress, strategy as strategy_lib, time_split
 from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
 from fastclassify.training.run_dir import RunDir, write_json_atomic
+from fastclassify.training.plots import plot_history
 from fastclassify.training.trainer import Trainer, training_stream
 
 
@@ -281,11 +282,17 @@ def _restore(plan: _Plan, classifier: keras.Model, trainer: Trainer, restore_fro
              run_dir: RunDir) -> tuple[int, bool]:
     """Compiles for the backup's phase and restores it; returns (global step, backbone frozen)."""
     # The phase of the backup decides which optimizer its saved state fits.
-    peeked = backup.latest_step(restore_from) or 0
+    peeked = backup.latest_step(restore_from)
+    continuation = run_dir.continuation() if peeked is None else None  # a finished run trains on
+    peeked = continuation['global_step'] if continuation else peeked or 0
     frozen = peeked // plan.steps_per_epoch < plan.cfg.run.freeze_backbone_epochs
     _start_phase(plan, classifier, trainer, frozen=frozen, global_step=0)
     restored = backup.restore(trainer, restore_from)
     global_step = restored[0] if restored else 0
+    if continuation and not restored:
+        classifier.load_weights(continuation['weights'])
+        trainer.optimizer.iterations.assign(continuation['global_step'])
+        return continuation['global_step'], frozen
     if restored:
         print(f'resuming from the backup in {run_dir.backup}: '
               f'{backup.Position(global_step, plan.steps_per_epoch)}', flush=True)
@@ -304,7 +311,7 @@ def _callbacks(plan: _Plan, run_dir: RunDir, classifier: keras.Model, *, chief: 
     history_cb = callbacks.HistoryCallback(run_dir, chief=chief)
     # EMA first: validation and checkpoints then see the averaged weights.
     cbs = ema_callbacks(cfg.optimizer) + [
-        nan_cb, callbacks.ThroughputCallback(cfg.pipeline.batch_size, cfg.run.epochs), history_cb, backup_cb]
+        nan_cb, progress.EpochProgress(cfg.run.epochs), callbacks.ThroughputCallback(cfg.pipeline.batch_size, cfg.run.epochs), history_cb, backup_cb]
     if chief:
         cbs += [callbacks.CheckpointCallback(run_dir.checkpoints, classifier),
                 keras.callbacks.TensorBoard(run_dir.logs, write_graph=False)]
@@ -335,7 +342,7 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
     validation = inputs.validation
     if validation is not None and keras.backend.backend() == 'jax' and replicas > 1:
         validation = validation.map(lambda images, labels: _pad_batch(images, labels, replicas))
-    verbose = 1 if os.isatty(1) else 2
+    verbose = 0  # one line per epoch, ours (training/progress.py draws the in-epoch progress on a terminal)
     backup_cb = cbs.backup
     backup_cb.install_sigterm_handler()
     try:
@@ -372,6 +379,7 @@ def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callba
     if chief:
         classifier.save(run_dir.model)
         write_json_atomic(run_dir.results, results)
+        plot_history(cbs.history.history, run_dir.plots, test=results)  # the test accuracy marked
         # The run is complete and recorded; the resume state (optimizer included) is dead weight.
         shutil.rmtree(run_dir.backup, ignore_errors=True)
     _print_results(results)

@@ -12,8 +12,7 @@ import dataclasses
 
 import keras
 
-OPTIMIZERS = ('nadam', 'rmsprop', 'adamw', 'sgd')
-SCHEDULES = ('cosine', 'constant')
+from fastclassify.training.choices import OPTIMIZERS, SCHEDULES  # noqa: F401  (checked before Keras loads)
 
 # Names Keras gives to biases and normalisation offsets/scales: decaying them only hurts (they do not
 # grow with the fan-in), the usual practice since Goyal et al. 2017 / timm.

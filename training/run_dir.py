@@ -87,6 +87,8 @@ class RunDir:
         self.plots = os.path.join(self.path, 'plots')
         self.results = os.path.join(self.path, 'results.json')
         self.model = os.path.join(self.path, 'model.keras')
+        self.last_weights = os.path.join(self.checkpoints, 'last.weights.h5')
+        self.continuation_file = os.path.join(self.path, 'continue.json')  # a finished run trains on
         self.created = False
         self._lock: FolderLock | None = None
 
@@ -147,10 +149,13 @@ class RunDir:
                     f'--model_dir={self.path} holds a run with a different config ({_shown(refused)}); '
                     'a resume may change only --learning_rate and --epochs; pass --overwrite to replace '
                     'it, or choose another --model_dir')
+            if (accepted and finished and not cfg.run.overwrite
+                    and self._continues(saved, cfg.to_dict(), accepted)):
+                return self._claim_continuation(saved, cfg, created)
             if accepted and finished and not cfg.run.overwrite:
                 raise RunDirError(
                     f'--model_dir={self.path} holds a finished run ({_shown(accepted)}): its resume state '
-                    f'was removed when it finished; to train on from it, use another --model_dir with '
+                    f'was removed when it finished; raise --epochs to train it on, or use another --model_dir with '
                     f'--weights={self.model}, or pass --overwrite to start it over')
             unreadable = os.path.exists(os.path.join(self.backup, UNREADABLE_MARKER))
             if refused or (cfg.run.overwrite and (unreadable or (accepted and finished))):
@@ -168,6 +173,39 @@ class RunDir:
         self.created = created
         write_json_atomic(self.config, cfg.to_dict())
         return state
+
+    def _continues(self, saved: dict, current: dict, accepted: list[str]) -> bool:
+        """A finished run continues when `--epochs` is raised (a changed rate may come with it) and the last
+        epoch's weights are there to start from."""
+        more_epochs = current['run']['epochs'] > saved['run']['epochs']
+        return more_epochs and os.path.exists(self.last_weights)
+
+    def _claim_continuation(self, saved: dict, cfg, created: bool) -> str:
+        """Turns a finished run into one that trains on from its last epoch; returns 'resume'.
+
+        The resume state (optimizer included) was dropped when the run finished, so training restarts from
+        the last epoch's weights with the step count of the finished run and a fresh optimizer state;
+        `continuation()` tells the loop where. Its results move to results-epochs-N.json.
+        """
+        with open(self.results) as f:
+            step = json.load(f)['global_steps']
+        old_epochs, new_epochs = saved['run']['epochs'], cfg.run.epochs
+        write_json_atomic(self.continuation_file, {'global_step': step, 'weights': self.last_weights,
+                                                   'from_epochs': old_epochs})
+        os.replace(self.results, os.path.join(self.path, f'results-epochs-{old_epochs}.json'))
+        print(f'--epochs={new_epochs}: continuing the finished {old_epochs}-epoch run in {self.path} with '
+              f'epochs {old_epochs + 1}..{new_epochs}, from its last weights (the optimizer state starts '
+              'fresh; the learning-rate schedule now spans all epochs)', flush=True)
+        self.created = created
+        write_json_atomic(self.config, cfg.to_dict())
+        return 'resume'
+
+    def continuation(self) -> dict | None:
+        """`{'global_step', 'weights'}` when this run continues a finished one and has no backup yet."""
+        if not os.path.exists(self.continuation_file) or os.path.exists(self.results):
+            return None
+        with open(self.continuation_file) as f:
+            return json.load(f)
 
     def clear(self) -> None:
         """Removes everything in the folder but the writer lock (this run holds it)."""

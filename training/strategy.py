@@ -11,9 +11,7 @@ from absl import logging
 
 
 # `--strategy` values per Keras backend: TensorFlow's tf.distribute engines, or Keras' own distribution on JAX.
-TF_STRATEGIES = ('auto', 'one_device', 'mirrored', 'multi_worker', 'tpu')
-JAX_STRATEGIES = ('auto', 'one_device', 'data_parallel')
-STRATEGIES = tuple(dict.fromkeys(TF_STRATEGIES + JAX_STRATEGIES))
+from fastclassify.training.choices import JAX_STRATEGIES, STRATEGIES, TF_STRATEGIES  # noqa: F401
 
 
 class StrategyError(Exception):

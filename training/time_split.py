@@ -139,7 +139,8 @@ class InputProbe:
             return batch if len(batch) > 1 else batch[0]
 
         # Sequential (a py_function is stateful, so tf.data never parallelizes it): stamps keep order.
-        return dataset.map(probe, deterministic=True)
+        # No `deterministic=`: without num_parallel_calls it does nothing, and TensorFlow warns on every run.
+        return dataset.map(probe)
 
     def reset(self, since: float) -> None:
         """Forgets stamps taken before `since` (batches a previous iterator made and never used)."""

@@ -2,12 +2,8 @@
 
 import dataclasses
 
-# Canonical order in which the parts of a '+'-joined policy run: geometry first (it decides which
-# pixels exist), then photometric RandAugment, then erasing, then batch mixing (it mixes labels too).
-POLICIES = ('none', 'seed', 'flip_crop', 'rrc', 'randaugment', 'erasing', 'mixup', 'cutmix')
-
-# Each of these replaces the whole geometry of the image, so at most one may be chosen.
-GEOMETRIC_POLICIES = ('seed', 'flip_crop', 'rrc')
+# The policy names and their order are in pipelines/choices.py (checked before TensorFlow loads).
+from fastclassify.pipelines.choices import GEOMETRIC_POLICIES, POLICIES  # noqa: F401
 
 # Inception-style evaluation crops the central 87.5% (224 of 256); rrc crops from the same cached
 # square, so training and evaluation see the same field of view on average.

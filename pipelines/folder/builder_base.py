@@ -3,6 +3,7 @@
 import abc
 import collections
 import inspect
+import logging as std_logging
 
 from absl import logging
 from etils import epath
@@ -13,6 +14,16 @@ from fastclassify.pipelines.folder import layout as layout_lib
 from fastclassify.pipelines.folder import members
 from fastclassify.pipelines.folder import scan
 from fastclassify.pipelines.folder import splits
+
+
+class _DropMessage(std_logging.Filter):
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 class NoImagesError(ValueError):
@@ -58,7 +69,26 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
         if max_image_pixels <= 0:
             raise ValueError(f'--max_image_pixels={max_image_pixels} must be positive')
         self._max_pixels = max_image_pixels
-        super().__init__(**kwargs)
+        # A config per source folder is how this builder works, not news: TFDS's warning about a "custom data
+        # configuration" (with the config's full repr) is dropped.
+        quiet = _DropMessage('Using custom data configuration')
+        logging.get_absl_logger().addFilter(quiet)
+        try:
+            super().__init__(**kwargs)
+        finally:
+            logging.get_absl_logger().removeFilter(quiet)
+
+    def _lossless(self) -> bool:
+        """Whether images that are not JPEGs are stored as PNG (`--folder_format=png`), not as JPEG."""
+        return getattr(self.builder_config, 'image_format', 'jpeg') == 'png'
+
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded and prepared"
+    # for every build: nothing is downloaded here, and the caller prints the preparation's own report.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
 
     @abc.abstractmethod
     def _source(self, dl_manager: tfds.download.DownloadManager) -> tuple[epath.Path, layout_lib.Layout,
@@ -78,7 +108,9 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
     def _image_features(self) -> tfds.features.FeaturesDict:
         return tfds.features.FeaturesDict({
                 # Everything is stored as JPEG (originals kept, the rest converted), always 3 channels.
-                'image': tfds.features.Image(shape=(None, None, 3), encoding_format='jpeg'),
+                # --folder_format=png: JPEGs as given, everything else PNG (a mix: TFDS decodes either).
+                'image': tfds.features.Image(shape=(None, None, 3),
+                                             encoding_format=None if self._lossless() else 'jpeg'),
                 'label': tfds.features.ClassLabel(),  # names come from the class folders
                 'file_name': tfds.features.Text(),  # below the root, e.g. roses/1.jpg
         })
@@ -86,7 +118,17 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         source, layout, entries = self._source(dl_manager)
         result = scan.scan(source, layout, max_pixels=self._max_pixels, include_class=self._include_class,
+                           lossless=self._lossless(),
                            entries=entries)
+        loose = [path for path, why in result.skipped if why == 'not inside a class folder']
+        if not result.class_dirs and loose and len(loose) == len(result.skipped):
+            # Images with no class folder around them: the user pointed at one class, or at a flat folder.
+            what = (f'one class folder ({layout.root[-1]}/, {len(loose)} files)' if layout.root
+                    else f'{len(loose)} files and no class folders')
+            raise NoImagesError(
+                    f'{source} holds {what}; a classifier needs two or more classes, each a folder of its '
+                    f'images: pass the folder that holds them, laid out as CLASS/IMAGE or train/CLASS/IMAGE + '
+                    'test/CLASS/IMAGE')
         if not result.class_dirs:
             raise NoImagesError(
                     f'{source} has no class folder with a decodable image (expected {layout.describe()}; '
@@ -133,7 +175,7 @@ class ClassFolderBuilder(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, source, layout, labels: dict[str, str], converted: set[str]):
         """Second pass over the source: this split's files, converted again where the scan converted them."""
         for key, data in scan.iter_stored(source, layout, set(labels), converted & set(labels),
-                                          max_pixels=self._max_pixels):
+                                          max_pixels=self._max_pixels, lossless=self._lossless()):
             yield key, {'image': data, 'label': labels[key], 'file_name': key}
 
     def _record(self, result: scan.ScanResult, duplicates: list[list[str]], dropped: list[tuple[str, str]]):

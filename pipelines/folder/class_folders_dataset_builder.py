@@ -27,19 +27,24 @@ class FolderConfig(tfds.core.BuilderConfig):
     Attributes:
         source: absolute path of the directory or archive.
         train_percent: train share per class, in percent, for a tree without train/ and test/.
+        image_format: `--folder_format`: 'jpeg' stores every image as JPEG (other formats re-encoded at quality
+            95: small, lossy); 'png' keeps JPEGs as given and stores the rest as PNG (exact, larger).
     """
 
     source: str = ''
     train_percent: int = 80
+    image_format: str = 'jpeg'
 
 
-def config_for(source: str, *, train_percent: int = 80) -> FolderConfig:
+def config_for(source: str, *, train_percent: int = 80, image_format: str = 'jpeg') -> FolderConfig:
     """The config of `source`: named after its file name and a hash of its absolute path, so each folder
-    is prepared into its own directory under `--data_dir` (`class_folders/NAME-HASH/1.0.0`)."""
+    is prepared into its own directory under `--data_dir` (`class_folders/NAME-HASH/1.0.0`; NAME-HASH-png
+    for `--folder_format=png`)."""
     path = os.path.abspath(os.path.expanduser(source)).rstrip('/')
     stem = re.sub(r'[^A-Za-z0-9_.-]+', '_', os.path.basename(path))[:40] or 'root'
-    return FolderConfig(name=f'{stem}-{hashlib.sha256(path.encode()).hexdigest()[:10]}', source=path,
-                        train_percent=train_percent,
+    suffix = '' if image_format == 'jpeg' else f'-{image_format}'
+    return FolderConfig(name=f'{stem}-{hashlib.sha256(path.encode()).hexdigest()[:10]}{suffix}', source=path,
+                        train_percent=train_percent, image_format=image_format,
                         description=f'Class folders read from {path}.')
 
 

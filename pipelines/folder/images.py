@@ -72,7 +72,7 @@ def pixel_guard(max_pixels: int):
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def examine(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Examined:
+def examine(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, lossless: bool = False) -> Examined:
     """Decodes `data` once and decides what to store.
 
     An RGB JPEG within the pixel limit is kept byte for byte when TensorFlow's own JPEG decoder (the one
@@ -82,6 +82,8 @@ def examine(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Examined:
     Args:
         data: the file's bytes.
         max_pixels: `--max_image_pixels`, the most pixels (width x height) an image may have.
+        lossless: `--folder_format=png`: an image that is not a JPEG is kept as it is when it is an RGB PNG
+            and becomes an RGB PNG otherwise, instead of a JPEG (pixels exact; files several times larger).
 
     Raises:
         UndecodableImageError: not an image, or truncated / corrupt.
@@ -108,12 +110,15 @@ def examine(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Examined:
             tf_error = 'empty image'
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
             tf_error = _short(e.message) or type(e).__name__
+    target = 'PNG' if lossless and image_format != 'JPEG' else 'JPEG'
     try:
-        converted = _to_rgb_jpeg(data)
+        converted = _to_rgb_jpeg(data, image_format=target)
     except Exception as e:  # truncated or corrupt data surfaces as OSError, SyntaxError, ValueError...
         reason = tf_error or f'{type(e).__name__}: {e}'
         raise UndecodableImageError(f'cannot decode {image_format} ({reason})') from None
-    note = f'{image_format} {mode} -> RGB JPEG'
+    if target == 'PNG' and image_format == 'PNG' and mode == 'RGB' and 'transparency' not in _info(data):
+        return Examined(sha256, None, '')  # decoded in full above: kept byte for byte
+    note = f'{image_format} {mode} -> RGB {target}'
     if tf_error:
         note += f' (TensorFlow could not decode it: {tf_error})'
     return Examined(sha256, converted, note)
@@ -138,8 +143,14 @@ def _downscaled(data: bytes, sha256: str, image_format: str, width: int, height:
     return Examined(sha256, converted, f'{over}: stored at 1/{scale} scale, {size[0]}x{size[1]} RGB JPEG')
 
 
-def _to_rgb_jpeg(data: bytes, *, draft: tuple[int, int] | None = None):
-    """Decodes in full and re-encodes as RGB JPEG; with `draft`, decodes a JPEG at the scale giving that size.
+def _info(data: bytes) -> dict:
+    with Image.open(io.BytesIO(data)) as image:
+        return dict(image.info)
+
+
+def _to_rgb_jpeg(data: bytes, *, draft: tuple[int, int] | None = None, image_format: str = 'JPEG'):
+    """Decodes in full and re-encodes as RGB JPEG (or `image_format` PNG); with `draft`, decodes a JPEG at
+    the scale giving that size.
 
     Returns the JPEG bytes, or (bytes, stored size) when `draft` is given.
     """
@@ -155,7 +166,10 @@ def _to_rgb_jpeg(data: bytes, *, draft: tuple[int, int] | None = None):
         else:
             rgb = image.convert('RGB')  # Pillow undoes Adobe's inverted CMYK here
     out = io.BytesIO()
-    rgb.save(out, format='JPEG', quality=_JPEG_QUALITY)
+    if image_format == 'PNG':
+        rgb.save(out, format='PNG')
+    else:
+        rgb.save(out, format='JPEG', quality=_JPEG_QUALITY)
     return out.getvalue() if draft is None else (out.getvalue(), rgb.size)
 
 

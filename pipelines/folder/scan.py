@@ -44,7 +44,8 @@ class ScanResult:
 
 def scan(source: epath.PathLike, layout: layout_lib.Layout, *, max_pixels: int,
          include_class: Callable[[str], bool] = lambda class_dir: True,
-         entries: Iterable[members.Entry] = (), num_threads: int | None = None) -> ScanResult:
+         entries: Iterable[members.Entry] = (), num_threads: int | None = None,
+         lossless: bool = False) -> ScanResult:
     """Reads the source once, decoding images on a thread pool while the files stream in.
 
     Args:
@@ -54,6 +55,7 @@ def scan(source: epath.PathLike, layout: layout_lib.Layout, *, max_pixels: int,
         include_class: whether a class folder belongs to the builder config (e.g. no clutter).
         entries: the source's listing, when made, so class folders without any file are reported too.
         num_threads: decode threads; default one per CPU (decoders release the GIL).
+        lossless: store images that are not JPEGs as PNG (see `images.examine`).
 
     Returns:
         The scan result. A bad file is recorded in `skipped` and never aborts the pass.
@@ -82,7 +84,7 @@ def scan(source: epath.PathLike, layout: layout_lib.Layout, *, max_pixels: int,
             seen_keys.add(placement.key)
             yield (item.path, placement), item.data
 
-    examine = lambda data: images.examine(data, max_pixels=max_pixels)  # noqa: E731
+    examine = lambda data: images.examine(data, max_pixels=max_pixels, lossless=lossless)  # noqa: E731
     with images.pixel_guard(max_pixels):
         for (path, placement), outcome in bounded_map(candidates(), examine, num_threads):
             if isinstance(outcome, images.UndecodableImageError):
@@ -95,7 +97,8 @@ def scan(source: epath.PathLike, layout: layout_lib.Layout, *, max_pixels: int,
 
 
 def iter_stored(source: epath.PathLike, layout: layout_lib.Layout, keys: set[str], converted: set[str], *,
-                max_pixels: int, num_threads: int | None = None) -> Iterator[tuple[str, bytes]]:
+                max_pixels: int, num_threads: int | None = None, lossless: bool = False
+                ) -> Iterator[tuple[str, bytes]]:
     """Second pass: yields (key, bytes to store) for `keys`, once each, in source order.
 
     Converted images are converted again here rather than held from the first pass: that keeps memory
@@ -112,7 +115,8 @@ def iter_stored(source: epath.PathLike, layout: layout_lib.Layout, keys: set[str
 
     def store(key_and_data):
         key, data = key_and_data
-        return images.examine(data, max_pixels=max_pixels).converted if key in converted else data
+        return (images.examine(data, max_pixels=max_pixels, lossless=lossless).converted if key in converted
+                else data)
 
     found = 0
     with images.pixel_guard(max_pixels):

@@ -66,7 +66,7 @@ def load(source: str | os.PathLike, *, image_size: int, batch_size: int, cache: 
          validation_split: float = 0.1, data_dir: str | None = None, seed: int = 0, one_hot: bool = False,
          cache_size: int | None = None, config: str | None = None, manual_dir: str | None = None,
          download: bool = True, ram_budget_gb: float | None = None,
-         max_image_pixels: int = 40_000_000) -> Data:
+         max_image_pixels: int = 40_000_000, folder_format: str = 'jpeg') -> Data:
     """Loads an image-classification dataset as cached, batched, finite tf.data datasets.
 
     The dataset is prepared once into TFDS format under `data_dir` (downloaded, or read from
@@ -97,6 +97,8 @@ def load(source: str | os.PathLike, *, image_size: int, batch_size: int, cache: 
         download: whether preparing may fetch from the network.
         ram_budget_gb: RAM the cache may use with cache='auto' (default: half of physical RAM).
         max_image_pixels: when a folder or caltech256 is prepared, larger images are stored downscaled.
+        folder_format: how a folder's images are stored once prepared: 'jpeg' (other formats re-encoded at
+            quality 95: small, slightly lossy) or 'png' (non-JPEG images kept lossless).
 
     Returns:
         A `Data`.
@@ -115,7 +117,8 @@ def load(source: str | os.PathLike, *, image_size: int, batch_size: int, cache: 
 
         side = cache_size or image_size
         source_cfg = sources.SourceConfig(dataset=dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                          config=config, download=download, max_image_pixels=max_image_pixels)
+                                          config=config, download=download, max_image_pixels=max_image_pixels,
+                                          folder_format=folder_format)
         spec = sources.dataset_spec(source_cfg)
         data_root = data_dir or os.path.expanduser('~/tensorflow_datasets')
         pipeline_cfg = pipeline.PipelineConfig(

@@ -46,22 +46,56 @@ def build_model(name: str, *, num_classes: int, image_size: int, weights: str = 
     return _builder.build_model(cfg)
 
 
-def train(config):
-    """Runs a whole training run, as `python train.py` does: resumable, with checkpoints, plots and results.
+def train(source=None, /, **choices):
+    """Runs a whole training run, as `python train.py` does: preset, resume, checkpoints, plots, results.
+
+        results = fastclassify.train('photos/', model='cifar_resnet9', image_size=32, epochs=10)
+        results = fastclassify.train('cifar100', model='cifar_resnet9', weights='none', batch_size=256)
+        results = fastclassify.train(config)      # a fastclassify.TrainConfig, e.g. from a run's config.json
 
     Args:
-        config: a `fastclassify.TrainConfig` (what `train.py` resolves from its flags and the dataset's
-            preset; `config.json` in a run folder holds one).
+        source: a dataset name ('cifar100', 'caltech256', any TFDS name), the path of a folder / .tar / .zip
+            of class folders, or a whole `TrainConfig`.
+        **choices: `train.py`'s flags by name (`model`, `epochs`, `batch_size`, `learning_rate`, `augment`,
+            `model_dir`, ...; `python train.py --help` lists them). Unset ones come from the dataset's preset,
+            adjusted as train.py adjusts them (another model's weights and head; a from-scratch recipe).
 
     Returns:
-        The results dict of the run (test top-1/top-5, per-class accuracy, timings; also written to
-        `results.json` under `config.run.model_dir`), or None when the run was preempted (SIGTERM; its state is
-        saved and the same call resumes it).
+        The results dict of the run (test top-1/top-5, per-class accuracy, timings; also `results.json` in its
+        run folder, `results['model_dir']`), or None when the run was preempted (SIGTERM; its state is saved
+        and the same call resumes it).
 
     Raises:
-        ValueError, fastclassify.DataError, and the run's one-line errors (a changed config in the run
-        folder, a non-finite loss, out of memory).
+        ValueError: a bad choice, named (`epochs=0 ...`).
+        fastclassify.DataError, and the run's one-line errors (a changed config in the run folder, a
+        non-finite loss, out of memory).
     """
-    from fastclassify.training import loop  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    import keras
+    from fastclassify.training import loop, presets
+    from fastclassify.training.config import TrainConfig
+
+    if isinstance(source, TrainConfig):
+        if choices:
+            raise ValueError(f'{", ".join(sorted(choices))}: a TrainConfig is complete; change it with '
+                             'dataclasses.replace instead')
+        config = source
+    else:
+        unknown = sorted(set(choices) - set(presets.FIELDS))
+        if unknown:
+            raise ValueError(f'{", ".join(unknown)}: not a choice of train(); valid: {", ".join(presets.FIELDS)}')
+        if source is not None:
+            from fastclassify.data import _resolve_source
+            choices['dataset'], manual_dir = _resolve_source(source, choices.get('manual_dir'))
+            choices['manual_dir'] = manual_dir
+        with _errors.as_arguments(folder=choices.get('dataset') == 'folder'), _quiet.tfds_chatter_dropped():
+            presets.check(choices)
+            from fastclassify.pipelines import sources
+            source_cfg = sources.SourceConfig(**{k: choices[k] for k in (
+                    'dataset', 'data_dir', 'manual_dir', 'config', 'allow_modified_archive', 'download',
+                    'max_image_pixels', 'folder_format') if choices.get(k) is not None})
+            config, _ = presets.resolve(choices, sources.dataset_spec(source_cfg), backend=keras.backend.backend())
     outcome = loop.run(config)
-    return outcome.results
+    if outcome.results is None:
+        return None
+    return {**outcome.results, 'model_dir': outcome.model_dir}

@@ -215,3 +215,24 @@ def test_installed_wheel_trains_a_users_script_outside_the_repository(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'test accuracy' in result.stdout
     assert str(target) in result.stdout  # the installed package ran, not the checkout
+
+
+def test_train_errors_name_the_choice(photos):
+    import fastclassify
+    folder, data_dir = photos
+    with pytest.raises(ValueError, match=r'^epochs=0') as e:
+        fastclassify.train(folder, epochs=0, data_dir=data_dir)
+    assert '--' not in str(e.value)
+    with pytest.raises(ValueError, match='epoch: not a choice of train'):
+        fastclassify.train(folder, epoch=3)
+
+
+@pytest.mark.slow
+def test_train_runs_a_whole_run_from_python(photos, tmp_path):
+    import fastclassify
+    folder, data_dir = photos
+    results = fastclassify.train(folder, model='cifar_resnet9', image_size=24, batch_size=8, epochs=1,
+                                 steps_per_epoch=3, precision='float32', data_dir=data_dir,
+                                 model_dir=str(tmp_path / 'run'))
+    assert results['model_dir'] == str(tmp_path / 'run') and results['num_examples'] == 18
+    assert (tmp_path / 'run' / 'results.json').is_file() and (tmp_path / 'run' / 'model.keras').is_file()

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -194,9 +195,12 @@ def _package_path() -> str:
 @pytest.mark.slow
 def test_installed_wheel_trains_a_users_script_outside_the_repository(tmp_path):
     """`pip install .` then a 15-line script, outside the checkout, beside its own models.py."""
-    wheel_dir, target = tmp_path / 'wheel', tmp_path / 'site'
+    wheel_dir, target, source = tmp_path / 'wheel', tmp_path / 'site', tmp_path / 'source'
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources it builds.
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns('.venv', '.git', 'build', '*.egg-info', '__pycache__',
+                                                                'runs', 'data', '.gpu', '.pytest_cache'))
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation',
-                    '-w', str(wheel_dir), ROOT], check=True, capture_output=True, timeout=300)
+                    '-w', str(wheel_dir), str(source)], check=True, capture_output=True, timeout=300)
     wheel = next(wheel_dir.glob('fastclassify-*.whl'))
     subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--target', str(target),
                     str(wheel)], check=True, capture_output=True, timeout=300)

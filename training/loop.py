@@ -21,7 +21,9 @@ from fastclassify.training import backup, callbacks, evaluation, strategy as str
 from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
-from fastclassify.training.run_dir import RunDir, write_json_atomic
+from fastclassify.pipelines.disk_space import is_disk_full
+from fastclassify.training.run_dir import (DiskFullError, RunDir, disk_full_message, remove_temporaries,
+                                           write_json_atomic)
 from fastclassify.training.trainer import Trainer, training_stream
 
 
@@ -166,6 +168,8 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         run_dir.abandon()
         raise _data_loss(cfg, e) from None
     except Exception as e:  # pylint: disable=broad-except
+        if is_disk_full(e) and not isinstance(e, DiskFullError):  # a backup's own line says more
+            raise _disk_full(run_dir) from None
         run_dir.abandon()
         if not is_out_of_memory(e):
             raise
@@ -175,6 +179,17 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     except BaseException:
         run_dir.abandon()
         raise
+
+
+def _disk_full(run_dir: RunDir) -> DiskFullError:
+    """A write of the run's records (checkpoint, history, plot, log) found the disk full: no temporary
+    file is left, and the line says which backup a rerun resumes from."""
+    backup.close_h5_files_under(run_dir.path)
+    remove_temporaries(run_dir.path)
+    step = backup.latest_step(run_dir.backup)
+    intact = ('no backup was saved yet, so a rerun starts from step 0' if step is None else
+              f'the backup at global step {step} in {run_dir.backup} is intact')
+    return DiskFullError(disk_full_message(run_dir.path, 'writing the run\'s records', None, intact))
 
 
 def _data_loss(cfg: TrainConfig, error: tf.errors.DataLossError) -> Exception:
@@ -353,6 +368,7 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
         backup_cb.uninstall_sigterm_handler()
+        cbs.history.stop_plotting()
 
 
 def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callbacks, run_dir: RunDir, *,

@@ -33,9 +33,15 @@ def plot_history(history: list[dict], plot_dir: str) -> list[str]:
         fig.tight_layout()
         path = os.path.join(plot_dir, f'{metric}.png')
         tmp = path + '.tmp.png'
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, path)
+        try:
+            fig.savefig(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)  # a full disk must not leave a half-written plot
+            raise
+        finally:
+            plt.close(fig)
         written.append(path)
     return written
 

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from fastclassify.pipelines.disk_space import free_bytes, human_bytes
 from fastclassify.pipelines.folder_lock import FolderBusyError, FolderLock, file_on_the_way
 
 
@@ -50,6 +51,44 @@ def split_differences(differences: list[str]) -> tuple[list[str], list[str]]:
 
 class RunDirError(Exception):
     """A `--model_dir` that cannot be used; the message is one line and names the flag."""
+
+
+class DiskFullError(RunDirError):
+    """A write into `--model_dir` found the disk full; the message says where, how much and what is intact."""
+
+
+def disk_full_message(folder: str, what: str, need_bytes: int | None, intact: str) -> str:
+    """One line: which folder, what was being written and how much it needed, what is still intact."""
+    free = human_bytes(free_bytes(folder))
+    numbers = (f'needs about {human_bytes(need_bytes)} and {free} is free there' if need_bytes else
+               f'failed with {free} free there')
+    return (f'the disk holding {folder} is full: {what} {numbers}; {intact}. Free space there (or move '
+            '--model_dir) and rerun the same command to resume')
+
+
+# Names this package gives files while writing them (write_atomic's mkstemp, the backup folder, the
+# checkpoints, the plots): left behind only by a failed write or a kill, never read.
+def _is_temporary(name: str) -> bool:
+    return name.startswith('.tmp-') or name.endswith('.tmp.png')
+
+
+def remove_temporaries(folder: str, subfolders: tuple[str, ...] = ('backup', 'checkpoints', 'plots')) -> None:
+    """Removes half-written files and folders a failed write or a kill left in a run folder."""
+    for where in (folder, *(os.path.join(folder, s) for s in subfolders)):
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue
+        for name in names:
+            if _is_temporary(name):
+                full = os.path.join(where, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    try:
+                        os.remove(full)
+                    except OSError:
+                        pass
 
 
 def write_atomic(path: str, data: bytes | str) -> None:
@@ -166,6 +205,7 @@ class RunDir:
         elif self._contents() and cfg.run.overwrite:
             self.clear()
         self.created = created
+        remove_temporaries(self.path)  # what a killed or failed write of an earlier run left
         write_json_atomic(self.config, cfg.to_dict())
         return state
 

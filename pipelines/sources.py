@@ -1,6 +1,7 @@
 """TFDS sources for every dataset: prepare once (download or manual archive), read encoded records."""
 
 import dataclasses
+import json
 import os
 import socket
 import threading
@@ -105,12 +106,17 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
     """
     spec = get_dataset_spec(cfg.dataset)
     builder_kwargs = {'allow_modified_archive': cfg.allow_modified_archive} if spec.tfds_name == 'caltech256' else {}
+    if rebuild:
+        # TFDS reads the metadata when it makes the builder: damaged metadata goes first, unread.
+        _remove_damaged_metadata(spec.tfds_name, cfg)
+    else:
+        check_metadata(cfg)
     builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
     rebuild = rebuild or _source_changed(builder, cfg)
     if builder.is_prepared() and not rebuild:
         check_files(builder, cfg)
         return builder
-    with _preparation_lock(builder, cfg):
+    with _preparation_lock(os.path.dirname(os.fspath(builder.data_dir)), cfg):
         # Whoever held the lock may have just prepared it: a fresh builder reads what is on disk now.
         builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
         if builder.is_prepared():
@@ -146,8 +152,7 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
 class _preparation_lock:  # pylint: disable=invalid-name  # used as a `with` statement
     """Holds the dataset folder's preparation lock (an OS lock: a killed preparer releases it)."""
 
-    def __init__(self, builder: tfds.core.DatasetBuilder, cfg: SourceConfig):
-        folder = os.path.dirname(os.fspath(builder.data_dir))
+    def __init__(self, folder: str, cfg: SourceConfig):
         self._lock = FolderLock(os.path.join(folder, _PREPARE_LOCK))
         self._folder, self._cfg = folder, cfg
 
@@ -165,6 +170,83 @@ class _preparation_lock:  # pylint: disable=invalid-name  # used as a `with` sta
 
     def __exit__(self, *exc):
         self._lock.release()
+
+
+# What TFDS writes beside the records of a prepared dataset, and reads before anything else.
+_METADATA_JSON = ('dataset_info.json', 'features.json', 'metadata.json')
+
+
+def prepared_dir(tfds_name: str, cfg: SourceConfig) -> str:
+    """Where `cfg`'s dataset is (or will be) prepared, found without making a builder (which reads its
+    metadata, and fails on a damaged file before anything could name it)."""
+    if tfds_name == datasets.FOLDER_TFDS_NAME:
+        cls, config = folder.Builder, folder.config_for(cfg.manual_dir).name
+    else:
+        cls = tfds.builder_cls(tfds_name)
+        config = cfg.config or (cls.BUILDER_CONFIGS[0].name if cls.BUILDER_CONFIGS else None)
+    root = os.path.expanduser(cfg.data_dir or os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets')
+    return os.path.join(root, cls.name, *([config] if config else []), str(cls.VERSION))
+
+
+def damaged_metadata(version_dir: str) -> str | None:
+    """What is wrong with a prepared dataset's metadata ('PATH is empty'), or None when it reads.
+
+    Every JSON file must parse, and each class-label feature's `NAME.labels.txt` must hold as many
+    names as its class count: a missing or short file is what gives a model the wrong outputs.
+    """
+    if not os.path.isdir(version_dir) or not any('.tfrecord' in n for n in os.listdir(version_dir)):
+        return None  # nothing prepared there (or a build in progress): not damaged
+    parsed = {}
+    for name in _METADATA_JSON:
+        path = os.path.join(version_dir, name)
+        if not os.path.exists(path):
+            if name == 'dataset_info.json':
+                return f'{path} is missing'
+            continue
+        try:
+            with open(path, encoding='utf-8') as f:
+                parsed[name] = json.load(f)
+        except (OSError, ValueError) as e:
+            empty = os.path.exists(path) and os.path.getsize(path) == 0
+            return f'{path} is {"empty" if empty else f"unreadable ({_first_line(e)[:80]})"}'
+    features = ((parsed.get('features.json') or {}).get('featuresDict') or {}).get('features') or {}
+    for key, feature in features.items():
+        count = (feature.get('classLabel') or {}).get('numClasses') if isinstance(feature, dict) else None
+        if count is None:
+            continue
+        path = os.path.join(version_dir, f'{key}.labels.txt')
+        if not os.path.exists(path):
+            return f'{path} is missing ({count} class names expected)'
+        try:
+            with open(path, encoding='utf-8') as f:
+                names = [line for line in f.read().split('\n') if line]
+        except (OSError, ValueError) as e:
+            return f'{path} is unreadable ({_first_line(e)[:80]})'
+        if len(names) != int(count):
+            return f'{path} holds {len(names)} class names, {count} expected'
+    return None
+
+
+def check_metadata(cfg: SourceConfig) -> None:
+    """Raises DataCorruptError naming a damaged or missing metadata file of `cfg`'s prepared dataset."""
+    version_dir = prepared_dir(get_dataset_spec(cfg.dataset).tfds_name, cfg)
+    damage = damaged_metadata(version_dir)
+    if damage is not None:
+        raise DataCorruptError(f'the metadata of {cfg.dataset} prepared in {version_dir} is damaged: '
+                               f'{damage}; {reprepare_command(cfg)}')
+
+
+def _remove_damaged_metadata(tfds_name: str, cfg: SourceConfig) -> None:
+    """`--rebuild` over damaged metadata: the prepared folder goes (under the lock) without being read."""
+    version_dir = prepared_dir(tfds_name, cfg)
+    if damaged_metadata(version_dir) is None:
+        return
+    with _preparation_lock(os.path.dirname(version_dir), cfg):
+        damage = damaged_metadata(version_dir)
+        if damage is not None:
+            logging.warning('--rebuild: %s; removing %s and preparing %s again.', damage, version_dir,
+                            cfg.dataset)
+            epath.Path(version_dir).rmtree()
 
 
 def check_files(builder: tfds.core.DatasetBuilder, cfg: SourceConfig) -> None:
@@ -258,6 +340,7 @@ def dataset_spec(cfg: SourceConfig) -> datasets.DatasetSpec:
     if cfg.dataset in datasets.DATASETS:
         return dataclasses.replace(spec, num_classes=datasets.num_classes(spec, cfg.config))
     if cfg.dataset != datasets.FOLDER:
+        check_metadata(cfg)  # the catalog reads it
         return datasets.catalog_spec(cfg.dataset, cfg.config, cfg.data_dir)
     builder = prepare(cfg)
     sizes = split_sizes(builder)

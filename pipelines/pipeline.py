@@ -79,6 +79,7 @@ class Inputs:
     device_cache: np.ndarray | tf.Tensor | None
     cache_decision: str
     resumes_in_place: bool = True
+    data_identity: dict | None = None  # of the prepared dataset (`sources.data_identity`); None: synthetic
 
     @property
     def train(self) -> tf.data.Dataset:

@@ -1,6 +1,7 @@
 """TFDS sources for every dataset: prepare once (download or manual archive), read encoded records."""
 
 import dataclasses
+import hashlib
 import json
 import os
 import socket
@@ -322,6 +323,22 @@ def _remove_interrupted_builds(builder: tfds.core.DatasetBuilder) -> None:
 def split_sizes(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
     """Examples per split of a prepared builder, e.g. `{'train': 24485, 'test': 6122}`."""
     return {name: info.num_examples for name, info in builder.info.splits.items()}
+
+
+def data_identity(builder: tfds.core.DatasetBuilder) -> dict:
+    """What makes a prepared dataset this one, read from its metadata (nothing is read from the records):
+    name, config and version, examples and bytes per split, the class names, and for a folder the
+    fingerprint of its source (names, sizes, mtimes). A resume compares it (training/run_dir.py)."""
+    names = class_names(builder)
+    source = ((builder.info.metadata or {}).get('fingerprint') or {}).get('digest')
+    return {
+        'dataset': f'{builder.name}/{builder.builder_config.name if builder.builder_config else ""}',
+        'version': str(builder.version),
+        'examples': split_sizes(builder),
+        'bytes': {name: int(info.num_bytes) for name, info in builder.info.splits.items()},
+        'classes': f'{len(names)} names, sha256 {hashlib.sha256(chr(10).join(names).encode()).hexdigest()[:16]}',
+        'source_fingerprint': source[:16] if source else None,
+    }
 
 
 def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:

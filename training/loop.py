@@ -63,6 +63,7 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
     else:
         builder = sources.prepare(cfg.source)
         inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
+        inputs = dataclasses.replace(inputs, data_identity=sources.data_identity(builder))
     if cfg.run.data_service:
         from fastclassify.pipelines import data_service  # pylint: disable=import-outside-toplevel
         service = data_service.ServiceConfig(
@@ -150,7 +151,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile)
     if not chief:
         return _train_non_chief(plan, run_dir)
-    state = run_dir.claim(cfg)
+    state = run_dir.claim(cfg, data_identity=inputs.data_identity)
     if state == 'finished':
         results = evaluation_results(run_dir)
         print(f'{run_dir.path} already holds a finished run (results.json); nothing to train. '

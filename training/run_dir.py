@@ -118,6 +118,7 @@ class RunDir:
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
         self.config = os.path.join(self.path, 'config.json')
+        self.data = os.path.join(self.path, 'data.json')  # the identity of the data the run trains on
         self.checkpoints = os.path.join(self.path, 'checkpoints')
         self.backup = os.path.join(self.path, 'backup')
         self.logs = os.path.join(self.path, 'logs')
@@ -165,12 +166,13 @@ class RunDir:
         if self._lock is not None:
             self._lock.release()
 
-    def claim(self, cfg) -> str:
+    def claim(self, cfg, data_identity: dict | None = None) -> str:
         """Makes the folder this run's and says what to do: 'new', 'resume' or 'finished'.
 
         Takes the folder's writer lock first. A folder holding a different run is refused unless
         `--overwrite`, which clears it; a resume may change only `RESUMABLE_FIELDS` (logged). With
-        `--overwrite`, a run whose backups were all found unreadable starts over.
+        `--overwrite`, a run whose backups were all found unreadable starts over. A resume on data whose
+        identity (`data_identity`, of the prepared dataset) differs from the run's is refused.
         """
         self.check_writable()
         created = not os.path.isdir(self.path) or not self._contents()
@@ -191,8 +193,14 @@ class RunDir:
                     f'--model_dir={self.path} holds a finished run ({_shown(accepted)}): its resume state '
                     f'was removed when it finished; to train on from it, use another --model_dir with '
                     f'--weights={self.model}, or pass --overwrite to start it over')
+            changed = _data_changes(self.data, data_identity)
+            if changed and not finished and not cfg.run.overwrite:
+                raise RunDirError(
+                    f'--model_dir={self.path} holds a run that trained on other data ({_shown(changed)}); '
+                    'a resume must see the data it started on: put that data back, pass --overwrite to '
+                    'start over on the new data, or choose another --model_dir')
             unreadable = os.path.exists(os.path.join(self.backup, UNREADABLE_MARKER))
-            if refused or (cfg.run.overwrite and (unreadable or (accepted and finished))):
+            if refused or (cfg.run.overwrite and (changed or unreadable or (accepted and finished))):
                 print(f'--overwrite: clearing {self.path} and starting over', flush=True)
                 self.clear()
             elif finished:
@@ -207,6 +215,8 @@ class RunDir:
         self.created = created
         remove_temporaries(self.path)  # what a killed or failed write of an earlier run left
         write_json_atomic(self.config, cfg.to_dict())
+        if data_identity is not None and state != 'finished':
+            write_json_atomic(self.data, data_identity)
         return state
 
     def clear(self) -> None:
@@ -228,6 +238,21 @@ class RunDir:
         if not os.path.isdir(self.path):
             return []
         return [n for n in os.listdir(self.path) if n != _LOCK_NAME]
+
+
+def _data_changes(path: str, current: dict | None) -> list[str]:
+    """`key: old -> new` for each part of the data's identity that differs from the one the run recorded
+    (none when either is unknown: synthetic data, or a run from before identities were recorded)."""
+    if current is None or not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return []  # unreadable record: config.json still guards the rest
+    current = json.loads(json.dumps(current, sort_keys=True))  # as it is saved: same types, same order
+    return [f'data {key}: {saved.get(key)!r} -> {current.get(key)!r}'
+            for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
 
 
 def _shown(differences: list[str]) -> str:

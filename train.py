@@ -118,7 +118,8 @@ def _warmup_epochs(preset: dict) -> float:
     """The flag, else the preset's warmup capped at a tenth of the run (a 1-epoch run still warms up)."""
     if FLAGS.warmup_epochs is not None:
         return FLAGS.warmup_epochs
-    return min(preset['warmup_epochs'], _preset_or('epochs', preset) / 10)
+    # Never negative: a bad --epochs is then refused naming --epochs, not --warmup_epochs.
+    return min(preset['warmup_epochs'], max(0, _preset_or('epochs', preset)) / 10)
 
 
 def _dataset_spec(source):
@@ -223,7 +224,8 @@ def _config_and_notes():
         warmup_epochs=_warmup_epochs(preset), schedule=FLAGS.schedule, ema_decay=FLAGS.ema_decay,
         momentum=FLAGS.momentum, clipnorm=FLAGS.clipnorm)
     run = RunConfig(
-        model_dir=FLAGS.model_dir or os.path.join('runs', f'{spec.name}-{model_name}'),
+        model_dir=(os.path.join('runs', f'{spec.name}-{model_name}') if FLAGS.model_dir is None
+                   else FLAGS.model_dir),
         epochs=_preset_or('epochs', preset), steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, synthetic_data=FLAGS.synthetic_data,
         precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,

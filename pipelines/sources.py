@@ -75,6 +75,7 @@ class SourceConfig:
         if self.allow_modified_archive and spec.tfds_name != 'caltech256':
             raise ValueError(
                     f'--allow_modified_archive applies to --dataset=caltech256 only, not --dataset={self.dataset}')
+        _check_config(spec, self.config)
         if self.max_image_pixels <= 0:
             raise ValueError(f'--max_image_pixels={self.max_image_pixels} must be a positive number of pixels')
         if self.dataset == datasets.FOLDER:
@@ -416,6 +417,23 @@ def _make_builder(tfds_name: str, cfg: SourceConfig, builder_kwargs: dict) -> tf
         choices = [c.name for c in tfds.builder_cls(tfds_name).BUILDER_CONFIGS]
         raise ValueError(
                 f'--config={cfg.config!r} is not a config of {tfds_name}; valid: {", ".join(choices)}') from None
+
+
+def _check_config(spec: datasets.DatasetSpec, config: str | None) -> None:
+    """`--config` must name a builder config of the dataset, also where nothing reads it yet
+    (`--synthetic_data`): a flag that is silently ignored reads as a setting that took effect."""
+    if config is None:
+        return
+    if spec.name == datasets.FOLDER:
+        raise ValueError(f'--config={config!r} does not apply to --dataset=folder (a folder is prepared as '
+                         'it is); drop --config')
+    if spec.name in datasets.DATASETS:
+        choices = list(spec.config_classes)
+    else:
+        choices = [c.name for c in tfds.builder_cls(spec.tfds_name).BUILDER_CONFIGS]
+    if config not in choices:
+        valid = f'valid: {", ".join(choices)}' if choices else f'{spec.name} has no builder configs; drop --config'
+        raise ValueError(f'--config={config!r} is not a config of {spec.name}; {valid}')
 
 
 def _check_folder_source(manual_dir: str | None) -> None:

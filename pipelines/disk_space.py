@@ -38,7 +38,7 @@ def human_bytes(n: float) -> str:
         if abs(n) < 1000 or unit == 'TB':
             if unit == 'B':
                 return f'{n:.0f} B'
-            return f'{n:.3g} {unit}' if abs(n) >= 100 else f'{n:.2f} {unit}'
+            return f'{n:.3g} {unit}'
         n /= 1000
     raise AssertionError('unreachable')
 

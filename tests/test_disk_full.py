@@ -83,3 +83,49 @@ def test_train_py_on_a_full_disk_stops_in_one_line_and_the_rerun_resumes(small_d
                            env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert 'global step 3)' in rerun.stdout and os.path.exists(os.path.join(model_dir, 'results.json'))
+
+
+# --- The disk cache -------------------------------------------------------------------------------------
+
+def _images(n, side, on_first=None):
+    """n uint8 images as a tf.data generator (a known cardinality); `on_first` runs as the first is made."""
+    import numpy as np
+    import tensorflow as tf
+
+    def gen():
+        for i in range(n):
+            if i == 0 and on_first is not None:
+                on_first()
+            yield np.full((side, side, 3), i % 251, np.uint8), np.int32(i)
+
+    spec = (tf.TensorSpec((side, side, 3), tf.uint8), tf.TensorSpec((), tf.int32))
+    return tf.data.Dataset.from_generator(gen, output_signature=spec).apply(
+        tf.data.experimental.assert_cardinality(n))
+
+
+def test_a_disk_cache_whose_space_goes_during_the_write_is_one_line(small_disk):
+    from fastclassify.pipelines import cache
+    path = cache.file_cache_path(os.path.join(small_disk, 'cache'), 'toy_train_64px')
+    # 50 x 12 KB fits the 4 MB disk at the check; another process then takes all but 100 KB of it.
+    decoded = _images(50, 64, on_first=lambda: fill(small_disk, leave_bytes=100_000))
+    with pytest.raises(ValueError) as e:
+        cache.file_cache(decoded, path, chunk=4)
+    message = str(e.value)
+    assert '\n' not in message and message.startswith(f'the disk filled while writing the file cache {path}')
+    assert 'bytes (' in message and 'another process took the space after the free-space check' in message
+    assert os.listdir(os.path.dirname(path)) in ([], ['.lock']) or all(
+        'partial' not in n for n in os.listdir(os.path.dirname(path)))
+
+
+def test_a_disk_cache_refused_for_space_shows_numbers_that_explain_it(small_disk):
+    from fastclassify.pipelines import cache
+    path = cache.file_cache_path(os.path.join(small_disk, 'cache'), 'toy_train_64px')
+    os.makedirs(os.path.dirname(path))
+    need = 50 * 64 * 64 * 3
+    fill(small_disk, leave_bytes=need - 4096)  # a few KB short: rounded to MB both would read the same
+    with pytest.raises(ValueError) as e:
+        cache.file_cache(_images(50, 64), path, chunk=4)
+    message = str(e.value)
+    import re
+    numbers = [int(n.replace(',', '')) for n in re.findall(r'([\d,]+) bytes', message)]
+    assert len(numbers) == 3 and numbers[0] > numbers[1] and numbers[2] == numbers[0] - numbers[1], message

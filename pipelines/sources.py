@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 import urllib.parse
@@ -17,6 +18,7 @@ import tensorflow_datasets as tfds
 from fastclassify.pipelines import caltech256  # noqa: F401  pylint: disable=unused-import
 from fastclassify.pipelines import catalog
 from fastclassify.pipelines import datasets
+from fastclassify.pipelines import disk_space
 from fastclassify.pipelines import folder
 from fastclassify.pipelines.caltech256 import archive
 from fastclassify.pipelines.datasets import get_dataset_spec
@@ -28,6 +30,11 @@ from fastclassify.pipelines.folder_lock import FolderLock, file_on_the_way
 
 class DataMissingError(Exception):
     """One-line message: what is missing, where it was looked for, how to provide it."""
+
+
+class PreparationDiskFullError(DataMissingError):
+    """The disk filled while a dataset was prepared; the message names what was written, where, and the
+    free space (the partial build is removed)."""
 
 
 class DataCorruptError(DataMissingError):
@@ -148,7 +155,37 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
                     f'{_how_to_provide(spec.tfds_name, builder)}') from e
         except archive.ModifiedArchiveError as e:
             raise ValueError(str(e)) from None
+        except Exception as e:  # pylint: disable=broad-except  (TFDS wraps ENOSPC in RuntimeError)
+            if not disk_space.is_disk_full(e):
+                raise
+            message = _disk_full_message(builder, cfg, e)
+            _remove_interrupted_builds(builder)  # still holding the lock: the partial build is ours
+            raise PreparationDiskFullError(message) from None
     return builder
+
+
+def _disk_full_message(builder: tfds.core.DatasetBuilder, cfg: SourceConfig, error: BaseException) -> str:
+    """What was being written (the file TFDS names, else the dataset folder), where, and the free space."""
+    folder = os.path.dirname(os.fspath(builder.data_dir))
+    text = ' '.join(str(e) for e in _error_chain(error))
+    match = re.search(re.escape(folder) + r'[^\s;:,\'"]*', text)
+    written = os.path.basename(match.group(0)) if match and match.group(0) != folder else 'its records'
+    size = ''
+    if cfg.dataset == datasets.FOLDER:  # its records take about what its images take
+        source_bytes = fingerprint.of(cfg.manual_dir, max_pixels=cfg.max_image_pixels)['bytes']
+        size = f' (the images in --manual_dir take {disk_space.human_bytes(source_bytes)})'
+    free = disk_space.human_bytes(disk_space.free_bytes(folder))
+    return (f'the disk holding {folder} is full: preparing {cfg.dataset} failed writing {written}{size}; '
+            f'{free} is free there with the partial build removed; free space there or pass another '
+            '--data_dir, then run the same command again')
+
+
+def _error_chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 class _preparation_lock:  # pylint: disable=invalid-name  # used as a `with` statement

@@ -9,10 +9,10 @@ import sys
 
 
 @contextlib.contextmanager
-def tmpfs(path: str, size_mb: int):
-    """Mounts a tmpfs of `size_mb` at `path` (root only); raises OSError when this machine cannot."""
+def tmpfs(path: str, size: str):
+    """Mounts a tmpfs of `size` ('200k', '4m') at `path` (root only); raises OSError when this machine cannot."""
     os.makedirs(path, exist_ok=True)
-    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size_mb}m', 'tmpfs', path],
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', path],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise OSError(f'cannot mount a tmpfs at {path}: {done.stderr.strip()}')

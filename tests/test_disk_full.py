@@ -20,9 +20,9 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
 
 @pytest.fixture
 def small_disk(tmp_path, request):
-    size_mb = getattr(request, 'param', 4)
+    size = getattr(request, 'param', '4m')
     try:
-        with tmpfs(str(tmp_path / 'disk'), size_mb) as path:
+        with tmpfs(str(tmp_path / 'disk'), size) as path:
             yield path
     except OSError as e:
         if 'cannot mount' in str(e):
@@ -65,7 +65,7 @@ def test_a_backup_on_a_full_disk_is_one_line_and_keeps_the_previous_backup(small
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('small_disk', [160], indirect=True)
+@pytest.mark.parametrize('small_disk', ['160m'], indirect=True)
 def test_train_py_on_a_full_disk_stops_in_one_line_and_the_rerun_resumes(small_disk):
     model_dir = os.path.join(small_disk, 'run')
     command = [sys.executable, '-m', 'tests.full_disk', *SMALL, f'--model_dir={model_dir}']
@@ -129,3 +129,33 @@ def test_a_disk_cache_refused_for_space_shows_numbers_that_explain_it(small_disk
     import re
     numbers = [int(n.replace(',', '')) for n in re.findall(r'([\d,]+) bytes', message)]
     assert len(numbers) == 3 and numbers[0] > numbers[1] and numbers[2] == numbers[0] - numbers[1], message
+
+
+# --- Preparation ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('small_disk', ['200k'], indirect=True)
+@pytest.mark.parametrize('entry', ['cli.prepare', 'train.py'])
+def test_preparing_onto_a_full_disk_is_one_line(small_disk, tmp_path, capsys, entry):
+    from cli import prepare
+    from tests.conftest import run_train
+    from tests.folder_trees import separable_tree, write_dir
+
+    source = write_dir(separable_tree(3, 30, size=96), tmp_path / 'src')  # ~350 KB of JPEGs, a 200 KB disk
+    data = os.path.join(small_disk, 'data')
+    args = ['--dataset=folder', f'--manual_dir={source}', f'--data_dir={data}']
+    capsys.readouterr()
+    if entry == 'cli.prepare':
+        assert prepare.main(['prepare', *args]) == 2
+    else:
+        with pytest.raises(SystemExit) as e:
+            run_train(*args, '--model=cifar_resnet9', '--weights=none', f'--model_dir={tmp_path / "run"}')
+        assert e.value.code == 2
+    err = capsys.readouterr().err  # also holds TFDS's progress bars
+    errors = [line for line in err.split('\n') if 'error: ' in line]
+    assert len(errors) == 1 and 'Traceback' not in err, err[-2000:]
+    line = errors[0][errors[0].index('error: '):]
+    assert f'the disk holding {data}/class_folders/src-' in line
+    assert 'failed writing class_folders-train.tfrecord' in line and 'the images in --manual_dir take' in line
+    assert 'free there with the partial build removed' in line
+    leftovers = [d for d, _, _ in os.walk(data) if 'incomplete' in d]
+    assert leftovers == []

@@ -25,7 +25,7 @@ from fastclassify.pipelines.datasets import get_dataset_spec
 from fastclassify.pipelines.folder import fingerprint
 from fastclassify.pipelines.folder import images
 from fastclassify.pipelines.folder import members
-from fastclassify.pipelines.folder_lock import FolderLock, file_on_the_way
+from fastclassify.pipelines.folder_lock import FolderLock, file_on_the_way, live_readers
 
 
 class DataMissingError(Exception):
@@ -131,6 +131,7 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
         if builder.is_prepared():
             if not rebuild:
                 return builder
+            _refuse_if_read(os.fspath(builder.data_dir), cfg)
             logging.warning('--rebuild: removing %s and preparing %s again.', builder.data_dir, cfg.dataset)
             epath.Path(builder.data_dir).rmtree()
             builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
@@ -162,6 +163,17 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
             _remove_interrupted_builds(builder)  # still holding the lock: the partial build is ours
             raise PreparationDiskFullError(message) from None
     return builder
+
+
+def _refuse_if_read(version_dir: str, cfg: SourceConfig) -> None:
+    """A prepared dataset is never deleted under a live reader (a train.py reading it, e.g. with
+    --cache=none): raises naming the readers."""
+    readers = live_readers(os.path.dirname(version_dir))
+    if readers:
+        raise DataMissingError(
+                f'{version_dir} is in use by {", ".join(readers)} (a run reading {cfg.dataset}); preparing it '
+                'again would delete it under that run: wait for the run to end or stop it, then run this '
+                'command again')
 
 
 def _disk_full_message(builder: tfds.core.DatasetBuilder, cfg: SourceConfig, error: BaseException) -> str:
@@ -283,6 +295,7 @@ def _remove_damaged_metadata(tfds_name: str, cfg: SourceConfig) -> None:
     with _preparation_lock(os.path.dirname(version_dir), cfg):
         damage = damaged_metadata(version_dir)
         if damage is not None:
+            _refuse_if_read(version_dir, cfg)
             logging.warning('--rebuild: %s; removing %s and preparing %s again.', damage, version_dir,
                             cfg.dataset)
             epath.Path(version_dir).rmtree()

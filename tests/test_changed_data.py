@@ -1,6 +1,7 @@
 """Data that changed under a run (issue 23): a resume compares the prepared dataset's identity with the
 one the run started on and refuses a changed dataset in one line."""
 
+import glob
 import json
 import os
 import shutil
@@ -68,6 +69,9 @@ def test_a_folder_run_resumed_on_changed_data_is_refused(tmp_path, monkeypatch, 
     with pytest.raises(SystemExit):
         run_train(*args)
     assert os.path.isdir(tmp_path / 'run' / 'backup' / 'step-0000000004')
+    # The run counted itself as the prepared dataset's reader (issue 23, a preparer must not delete it).
+    readers = glob.glob(str(tmp_path / 'data' / 'class_folders' / '*' / '.readers' / f'pid-{os.getpid()}-*'))
+    assert len(readers) == 1
     monkeypatch.setattr(loop, 'compile_trainer', original)
     _move_images(source)
     capsys.readouterr()

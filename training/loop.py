@@ -14,7 +14,7 @@ from absl import logging
 
 from fastclassify.models.builder import build_model, set_backbone_trainable
 from fastclassify.models.precision import apply_precision, resolve_jit_compile
-from fastclassify.pipelines import datasets, sources
+from fastclassify.pipelines import datasets, folder_lock, sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
 from fastclassify.training import backup, callbacks, evaluation, strategy as strategy_lib, time_split
@@ -62,6 +62,8 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
         inputs = build_synthetic_inputs(spec, cfg.pipeline)
     else:
         builder = sources.prepare(cfg.source)
+        # Counted as a reader until this process exits: a preparer then never deletes the data under it.
+        folder_lock.register_reader(os.path.dirname(os.fspath(builder.data_dir)))
         inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
         inputs = dataclasses.replace(inputs, data_identity=sources.data_identity(builder))
     if cfg.run.data_service:

@@ -112,6 +112,24 @@ def write_json_atomic(path: str, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
+def _probe(folder: str) -> int:
+    fd, probe = tempfile.mkstemp(prefix='.probe-', dir=folder)
+    os.remove(probe)
+    return fd
+
+
+def _in_own_folder(folder: str, action, attempts: int = 5):
+    """Makes `folder` and runs `action` in it, again when another process removed the folder between
+    the two (two runs started together on one new `--model_dir` each probe it and remove it if empty)."""
+    for attempt in range(attempts):
+        os.makedirs(folder, exist_ok=True)
+        try:
+            return action()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+
+
 class RunDir:
     """Layout of `--model_dir` and the decision to start, resume, or report a finished run."""
 
@@ -137,26 +155,30 @@ class RunDir:
                               '(it is created if absent)')
         existed = os.path.isdir(self.path)
         try:
-            os.makedirs(self.path, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix='.probe-', dir=self.path)
-            os.close(fd)
-            os.remove(probe)
+            # Another run starting on the same new folder removes it after its own probe (below): the
+            # folder is then made again, not reported as unwritable.
+            _in_own_folder(self.path, lambda: os.close(_probe(self.path)))
         except OSError as e:
             blocker = file_on_the_way(self.path)
             reason = f'{blocker} is a file, not a folder' if blocker else (e.strerror or str(e))
             raise RunDirError(f'--model_dir={self.path} is not writable: {reason}') from None
         finally:
-            if not existed and os.path.isdir(self.path) and not os.listdir(self.path):
-                os.rmdir(self.path)
+            if not existed:
+                try:
+                    os.rmdir(self.path)  # only when empty; another run's files keep it
+                except OSError:
+                    pass
 
     def lock(self) -> None:
         """Makes this process the folder's one writer until it exits (an OS lock: a killed holder
         releases it). Raises RunDirError naming the live process that holds it."""
-        os.makedirs(self.path, exist_ok=True)
         if self._lock is None:
             self._lock = FolderLock(os.path.join(self.path, _LOCK_NAME))
         try:
-            self._lock.try_acquire()
+            _in_own_folder(self.path, self._lock.try_acquire)
+        except OSError as e:
+            raise RunDirError(f'--model_dir={self.path}: cannot take its writer lock '
+                              f'({e.strerror or e})') from None
         except FolderBusyError as e:
             raise RunDirError(
                 f'--model_dir={self.path} is in use by {e.holder} (another train.py writing there); '

@@ -232,10 +232,8 @@ def save_weights(model: keras.Model, path: str) -> None:
     finally:
         store.close()
     try:
-        with open(path, 'wb') as f:
+        with open(path, 'wb') as f:  # not synced, as h5py's own write was not: a kill is what it survives
             f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
     except BaseException:
         if os.path.exists(path):
             os.remove(path)

@@ -178,7 +178,7 @@ class BackupCallback(keras.callbacks.Callback):
         """Writes the backup of this step; a full disk is one line (DiskFullError) and leaves no trace."""
         os.makedirs(self.backup_dir, exist_ok=True)
         # A failed or killed save of any step left its temporary folder; none is ever read.
-        remove_temporaries(os.path.dirname(self.backup_dir), subfolders=('backup',))
+        remove_temporaries(self.backup_dir, subfolders=())
         final = os.path.join(self.backup_dir, f'step-{self.global_step:010d}')
         tmp = os.path.join(self.backup_dir, f'.tmp-step-{self.global_step:010d}')
         need = _state_bytes(self.model, self.backup_dir)

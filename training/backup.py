@@ -219,16 +219,18 @@ def save_weights(model: keras.Model, path: str) -> None:
     with plain writes. A state over a quarter of the available memory is written by h5py directly
     (the caller's free-space check then guards it; a disk filled during that write can still crash).
     """
-    from keras.src.saving import saving_lib  # pylint: disable=import-outside-toplevel
-
-    if _state_bytes(model, None) > _available_memory() // 4:
+    try:  # Keras' own weight store (private: a Keras without it saves directly, as before)
+        from keras.src.saving import saving_lib  # pylint: disable=import-outside-toplevel
+        store_cls, save_state = saving_lib.H5IOStore, saving_lib._save_state  # pylint: disable=protected-access
+    except (ImportError, AttributeError):
+        store_cls = save_state = None
+    if store_cls is None or _state_bytes(model, None) > _available_memory() // 4:
         model.save_weights(path, overwrite=True)
         return
     buffer = io.BytesIO()
-    store = saving_lib.H5IOStore(buffer, mode='w')
+    store = store_cls(buffer, mode='w')
     try:
-        saving_lib._save_state(model, weights_store=store, assets_store=None,  # pylint: disable=protected-access
-                               inner_path='', visited_saveables=set())
+        save_state(model, weights_store=store, assets_store=None, inner_path='', visited_saveables=set())
     finally:
         store.close()
     try:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from fastclassify.pipelines import disk_space
 from fastclassify.pipelines.choices import CACHE_CHOICES  # noqa: F401  (checked before TensorFlow loads)
 
 # In every file cache's header: bump it when the file layout changes, or when decode.py changes what it
@@ -515,13 +516,14 @@ def _write_file_cache(decoded: tf.data.Dataset, path: str, image_shape: tuple[in
                       chunk: int) -> _Header:
     expected = int(decoded.cardinality())
     parent = os.path.dirname(path) or '.'
-    if expected >= 0:
-        need = _layout(expected, image_shape)[1]
-        stat = os.statvfs(parent)
-        if stat.f_bavail * stat.f_frsize < need:
-            raise ValueError(f'the file cache {path} needs {human_bytes(need)} but its folder has '
-                             f'{human_bytes(stat.f_bavail * stat.f_frsize)} free; free space there, '
-                             'or use --cache=memory or --cache=none')
+    need = _layout(expected, image_shape)[1] if expected >= 0 else None
+    if need is not None:
+        free = disk_space.free_bytes(parent)
+        if free < need:
+            # Exact bytes: two sizes within rounding of each other must still read as different.
+            raise ValueError(f'the file cache {path} needs {disk_space.exact_bytes(need)} but its folder has '
+                             f'{disk_space.exact_bytes(free)} free ({disk_space.exact_bytes(need - free)} '
+                             'short); free space there, or use --cache=memory or --cache=none')
     tmp = f'{path}{_PARTIAL_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}'
     logging.info('Writing file cache %s (one full decode pass)', path)
     crc, count, labels = 0, 0, []
@@ -548,9 +550,17 @@ def _write_file_cache(decoded: tf.data.Dataset, path: str, image_shape: tuple[in
         # No fsync: after a power loss the file's size or checksum fails the check at the next open and
         # it is rebuilt, which is what a synced write would have saved at the cost of waiting for the disk.
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         # A killed process cannot get here; its partial file goes at the next call's `remove_stale`.
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and disk_space.is_disk_full(e):
+            needed = f'of the {disk_space.exact_bytes(need)} it needs' if need is not None else ''
+            raise ValueError(
+                f'the disk filled while writing the file cache {path}: {disk_space.exact_bytes(written)} '
+                f'{needed} were written, and its folder has {disk_space.exact_bytes(disk_space.free_bytes(parent))} '
+                'free now (the partial file is removed; another process took the space after the '
+                'free-space check); free space there, or use --cache=memory or --cache=none') from None
         raise
     return header

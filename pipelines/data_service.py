@@ -134,7 +134,10 @@ class DataServiceStalledError(RuntimeError):
 def _stall_message(cfg: ServiceConfig) -> str:
     return (f'tf.data service {cfg.address} (job {cfg.job_name!r}, {cfg.mode}) sent no batch for '
             f'{cfg.stall_timeout_s:g} s: a worker probably died (the service never gives up on a dead worker\'s '
-            f'task, and the examples it held are lost); check the workers, then restart the trainer')
+            f'task, and the examples it held are lost); to recover, start a worker in place of the dead one '
+            f'(same --worker_address), restart the dispatcher too (it keeps the dead worker in the job state '
+            f'and a resumed run stalls again an epoch later; give it a fresh --work_dir if it had one), then '
+            f'rerun the same train.py command (it resumes from the last backup)')
 
 
 def _fail_on_stall(ds: tf.data.Dataset, cfg: ServiceConfig) -> tf.data.Dataset:

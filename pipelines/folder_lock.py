@@ -118,3 +118,57 @@ def file_on_the_way(path: str) -> str | None:
         if not os.path.isdir(prefix):
             return prefix
     return None
+
+
+_READERS = '.readers'
+# Reader registrations this process holds, by folder: one per folder for the process's life.
+_MY_READS: dict[str, FolderLock] = {}
+
+
+def register_reader(folder: str) -> None:
+    """Marks this process as a reader of the dataset in `folder` until it exits: a file in
+    `folder/.readers/` that it holds locked (a killed reader's lock goes with it). A preparer that would
+    delete the dataset asks `live_readers` first. Best effort: a folder that cannot be written (a read-only
+    share) is read without registering."""
+    folder = os.path.abspath(folder)
+    if folder in _MY_READS:
+        return
+    try:
+        os.makedirs(os.path.join(folder, _READERS), exist_ok=True)
+        lock = FolderLock(os.path.join(folder, _READERS, f'pid-{os.getpid()}-{socket.gethostname()}'))
+        lock.try_acquire()
+    except (OSError, FolderBusyError):
+        return
+    _MY_READS[folder] = lock
+
+
+def live_readers(folder: str) -> list[str]:
+    """Who else reads the dataset in `folder` now ('pid N on host H'); stale registrations are removed.
+
+    Another host's reader is seen only where `flock` reaches across hosts (not on every NFS).
+    """
+    readers_dir = os.path.join(os.path.abspath(folder), _READERS)
+    try:
+        names = sorted(os.listdir(readers_dir))
+    except OSError:
+        return []
+    mine = _MY_READS.get(os.path.abspath(folder))
+    live = []
+    for name in names:
+        path = os.path.join(readers_dir, name)
+        if mine is not None and os.path.abspath(path) == mine.path:
+            continue
+        probe = FolderLock(path)
+        try:
+            probe.try_acquire()
+        except FolderBusyError as e:
+            live.append(e.holder)
+            continue
+        except OSError:
+            continue
+        try:
+            os.remove(path)  # its reader is gone (the kernel dropped its lock)
+        except OSError:
+            pass
+        probe.release()
+    return live

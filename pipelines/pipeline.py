@@ -82,6 +82,7 @@ class Inputs:
     cache_decision: str
     resumes_in_place: bool = True
     train_epoch: Callable[..., tf.data.Dataset] | None = None
+    data_identity: dict | None = None  # of the prepared dataset (`sources.data_identity`); None: synthetic
 
     @property
     def train(self) -> tf.data.Dataset:

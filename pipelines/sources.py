@@ -1,7 +1,10 @@
 """TFDS sources for every dataset: prepare once (download or manual archive), read encoded records."""
 
 import dataclasses
+import hashlib
+import json
 import os
+import re
 import socket
 import threading
 import urllib.parse
@@ -15,6 +18,7 @@ import tensorflow_datasets as tfds
 from fastclassify.pipelines import caltech256  # noqa: F401  pylint: disable=unused-import
 from fastclassify.pipelines import catalog
 from fastclassify.pipelines import datasets
+from fastclassify.pipelines import disk_space
 from fastclassify.pipelines import folder
 from fastclassify.pipelines.choices import FOLDER_FORMATS
 from fastclassify.pipelines.caltech256 import archive
@@ -22,11 +26,16 @@ from fastclassify.pipelines.datasets import get_dataset_spec
 from fastclassify.pipelines.folder import fingerprint
 from fastclassify.pipelines.folder import images
 from fastclassify.pipelines.folder import members
-from fastclassify.pipelines.folder_lock import FolderLock, file_on_the_way
+from fastclassify.pipelines.folder_lock import FolderLock, file_on_the_way, live_readers
 
 
 class DataMissingError(Exception):
     """One-line message: what is missing, where it was looked for, how to provide it."""
+
+
+class PreparationDiskFullError(DataMissingError):
+    """The disk filled while a dataset was prepared; the message names what was written, where, and the
+    free space (the partial build is removed)."""
 
 
 class DataCorruptError(DataMissingError):
@@ -79,6 +88,7 @@ class SourceConfig:
                     f'--allow_modified_archive applies to --dataset=caltech256 only, not --dataset={self.dataset}')
         if self.folder_format not in FOLDER_FORMATS:
             raise ValueError(f'--folder_format={self.folder_format!r} is not valid; valid: {", ".join(FOLDER_FORMATS)}')
+        _check_config(spec, self.config)
         if self.max_image_pixels <= 0:
             raise ValueError(f'--max_image_pixels={self.max_image_pixels} must be a positive number of pixels')
         if self.dataset == datasets.FOLDER:
@@ -111,17 +121,23 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
     """
     spec = get_dataset_spec(cfg.dataset)
     builder_kwargs = {'allow_modified_archive': cfg.allow_modified_archive} if spec.tfds_name == 'caltech256' else {}
+    if rebuild:
+        # TFDS reads the metadata when it makes the builder: damaged metadata goes first, unread.
+        _remove_damaged_metadata(spec.tfds_name, cfg)
+    else:
+        check_metadata(cfg)
     builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
     rebuild = rebuild or _source_changed(builder, cfg)
     if builder.is_prepared() and not rebuild:
         check_files(builder, cfg)
         return builder
-    with _preparation_lock(builder, cfg):
+    with _preparation_lock(os.path.dirname(os.fspath(builder.data_dir)), cfg):
         # Whoever held the lock may have just prepared it: a fresh builder reads what is on disk now.
         builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
         if builder.is_prepared():
             if not rebuild:
                 return builder
+            _refuse_if_read(os.fspath(builder.data_dir), cfg)
             logging.warning('--rebuild: removing %s and preparing %s again.', builder.data_dir, cfg.dataset)
             epath.Path(builder.data_dir).rmtree()
             builder = _make_builder(spec.tfds_name, cfg, builder_kwargs)
@@ -146,14 +162,54 @@ def prepare(cfg: SourceConfig, *, rebuild: bool = False) -> tfds.core.DatasetBui
                     f'{_how_to_provide(spec.tfds_name, builder)}') from e
         except archive.ModifiedArchiveError as e:
             raise ValueError(str(e)) from None
+        except Exception as e:  # pylint: disable=broad-except  (TFDS wraps ENOSPC in RuntimeError)
+            if not disk_space.is_disk_full(e):
+                raise
+            message = _disk_full_message(builder, cfg, e)
+            _remove_interrupted_builds(builder)  # still holding the lock: the partial build is ours
+            raise PreparationDiskFullError(message) from None
     return builder
+
+
+def _refuse_if_read(version_dir: str, cfg: SourceConfig) -> None:
+    """A prepared dataset is never deleted under a live reader (a train.py reading it, e.g. with
+    --cache=none): raises naming the readers."""
+    readers = live_readers(os.path.dirname(version_dir))
+    if readers:
+        raise DataMissingError(
+                f'{version_dir} is in use by {", ".join(readers)} (a run reading {cfg.dataset}); preparing it '
+                'again would delete it under that run: wait for the run to end or stop it, then run this '
+                'command again')
+
+
+def _disk_full_message(builder: tfds.core.DatasetBuilder, cfg: SourceConfig, error: BaseException) -> str:
+    """What was being written (the file TFDS names, else the dataset folder), where, and the free space."""
+    folder = os.path.dirname(os.fspath(builder.data_dir))
+    text = ' '.join(str(e) for e in _error_chain(error))
+    match = re.search(re.escape(folder) + r'[^\s;:,\'"]*', text)
+    written = os.path.basename(match.group(0)) if match and match.group(0) != folder else 'its records'
+    size = ''
+    if cfg.dataset == datasets.FOLDER:  # its records take about what its images take
+        source_bytes = fingerprint.of(cfg.manual_dir, max_pixels=cfg.max_image_pixels)['bytes']
+        size = f' (the images in --manual_dir take {disk_space.human_bytes(source_bytes)})'
+    free = disk_space.human_bytes(disk_space.free_bytes(folder))
+    return (f'the disk holding {folder} is full: preparing {cfg.dataset} failed writing {written}{size}; '
+            f'{free} is free there with the partial build removed; free space there or pass another '
+            '--data_dir, then run the same command again')
+
+
+def _error_chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 class _preparation_lock:  # pylint: disable=invalid-name  # used as a `with` statement
     """Holds the dataset folder's preparation lock (an OS lock: a killed preparer releases it)."""
 
-    def __init__(self, builder: tfds.core.DatasetBuilder, cfg: SourceConfig):
-        folder = os.path.dirname(os.fspath(builder.data_dir))
+    def __init__(self, folder: str, cfg: SourceConfig):
         self._lock = FolderLock(os.path.join(folder, _PREPARE_LOCK))
         self._folder, self._cfg = folder, cfg
 
@@ -171,6 +227,84 @@ class _preparation_lock:  # pylint: disable=invalid-name  # used as a `with` sta
 
     def __exit__(self, *exc):
         self._lock.release()
+
+
+# What TFDS writes beside the records of a prepared dataset, and reads before anything else.
+_METADATA_JSON = ('dataset_info.json', 'features.json', 'metadata.json')
+
+
+def prepared_dir(tfds_name: str, cfg: SourceConfig) -> str:
+    """Where `cfg`'s dataset is (or will be) prepared, found without making a builder (which reads its
+    metadata, and fails on a damaged file before anything could name it)."""
+    if tfds_name == datasets.FOLDER_TFDS_NAME:
+        cls, config = folder.Builder, folder.config_for(cfg.manual_dir).name
+    else:
+        cls = tfds.builder_cls(tfds_name)
+        config = cfg.config or (cls.BUILDER_CONFIGS[0].name if cls.BUILDER_CONFIGS else None)
+    root = os.path.expanduser(cfg.data_dir or os.environ.get('TFDS_DATA_DIR') or '~/tensorflow_datasets')
+    return os.path.join(root, cls.name, *([config] if config else []), str(cls.VERSION))
+
+
+def damaged_metadata(version_dir: str) -> str | None:
+    """What is wrong with a prepared dataset's metadata ('PATH is empty'), or None when it reads.
+
+    Every JSON file must parse, and each class-label feature's `NAME.labels.txt` must hold as many
+    names as its class count: a missing or short file is what gives a model the wrong outputs.
+    """
+    if not os.path.isdir(version_dir) or not any('.tfrecord' in n for n in os.listdir(version_dir)):
+        return None  # nothing prepared there (or a build in progress): not damaged
+    parsed = {}
+    for name in _METADATA_JSON:
+        path = os.path.join(version_dir, name)
+        if not os.path.exists(path):
+            if name == 'dataset_info.json':
+                return f'{path} is missing'
+            continue
+        try:
+            with open(path, encoding='utf-8') as f:
+                parsed[name] = json.load(f)
+        except (OSError, ValueError) as e:
+            empty = os.path.exists(path) and os.path.getsize(path) == 0
+            return f'{path} is {"empty" if empty else f"unreadable ({_first_line(e)[:80]})"}'
+    features = ((parsed.get('features.json') or {}).get('featuresDict') or {}).get('features') or {}
+    for key, feature in features.items():
+        count = (feature.get('classLabel') or {}).get('numClasses') if isinstance(feature, dict) else None
+        if count is None:
+            continue
+        path = os.path.join(version_dir, f'{key}.labels.txt')
+        if not os.path.exists(path):
+            return f'{path} is missing ({count} class names expected)'
+        try:
+            with open(path, encoding='utf-8') as f:
+                names = [line for line in f.read().split('\n') if line]
+        except (OSError, ValueError) as e:
+            return f'{path} is unreadable ({_first_line(e)[:80]})'
+        if len(names) != int(count):
+            return f'{path} holds {len(names)} class names, {count} expected'
+    return None
+
+
+def check_metadata(cfg: SourceConfig) -> None:
+    """Raises DataCorruptError naming a damaged or missing metadata file of `cfg`'s prepared dataset."""
+    version_dir = prepared_dir(get_dataset_spec(cfg.dataset).tfds_name, cfg)
+    damage = damaged_metadata(version_dir)
+    if damage is not None:
+        raise DataCorruptError(f'the metadata of {cfg.dataset} prepared in {version_dir} is damaged: '
+                               f'{damage}; {reprepare_command(cfg)}')
+
+
+def _remove_damaged_metadata(tfds_name: str, cfg: SourceConfig) -> None:
+    """`--rebuild` over damaged metadata: the prepared folder goes (under the lock) without being read."""
+    version_dir = prepared_dir(tfds_name, cfg)
+    if damaged_metadata(version_dir) is None:
+        return
+    with _preparation_lock(os.path.dirname(version_dir), cfg):
+        damage = damaged_metadata(version_dir)
+        if damage is not None:
+            _refuse_if_read(version_dir, cfg)
+            logging.warning('--rebuild: %s; removing %s and preparing %s again.', damage, version_dir,
+                            cfg.dataset)
+            epath.Path(version_dir).rmtree()
 
 
 def check_files(builder: tfds.core.DatasetBuilder, cfg: SourceConfig) -> None:
@@ -248,6 +382,22 @@ def split_sizes(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
     return {name: info.num_examples for name, info in builder.info.splits.items()}
 
 
+def data_identity(builder: tfds.core.DatasetBuilder) -> dict:
+    """What makes a prepared dataset this one, read from its metadata (nothing is read from the records):
+    name, config and version, examples and bytes per split, the class names, and for a folder the
+    fingerprint of its source (names, sizes, mtimes). A resume compares it (training/run_dir.py)."""
+    names = class_names(builder)
+    source = ((builder.info.metadata or {}).get('fingerprint') or {}).get('digest')
+    return {
+        'dataset': f'{builder.name}/{builder.builder_config.name if builder.builder_config else ""}',
+        'version': str(builder.version),
+        'examples': split_sizes(builder),
+        'bytes': {name: int(info.num_bytes) for name, info in builder.info.splits.items()},
+        'classes': f'{len(names)} names, sha256 {hashlib.sha256(chr(10).join(names).encode()).hexdigest()[:16]}',
+        'source_fingerprint': source[:16] if source else None,
+    }
+
+
 def class_names(builder: tfds.core.DatasetBuilder) -> list[str]:
     """Label names in label order."""
     return list(builder.info.features[catalog.feature_keys(builder.info, builder.name)[1]].names)
@@ -264,6 +414,7 @@ def dataset_spec(cfg: SourceConfig) -> datasets.DatasetSpec:
     if cfg.dataset in datasets.DATASETS:
         return dataclasses.replace(spec, num_classes=datasets.num_classes(spec, cfg.config))
     if cfg.dataset != datasets.FOLDER:
+        check_metadata(cfg)  # the catalog reads it
         return datasets.catalog_spec(cfg.dataset, cfg.config, cfg.data_dir)
     builder = prepare(cfg)
     sizes = split_sizes(builder)
@@ -323,6 +474,23 @@ def _make_builder(tfds_name: str, cfg: SourceConfig, builder_kwargs: dict) -> tf
         choices = [c.name for c in tfds.builder_cls(tfds_name).BUILDER_CONFIGS]
         raise ValueError(
                 f'--config={cfg.config!r} is not a config of {tfds_name}; valid: {", ".join(choices)}') from None
+
+
+def _check_config(spec: datasets.DatasetSpec, config: str | None) -> None:
+    """`--config` must name a builder config of the dataset, also where nothing reads it yet
+    (`--synthetic_data`): a flag that is silently ignored reads as a setting that took effect."""
+    if config is None:
+        return
+    if spec.name == datasets.FOLDER:
+        raise ValueError(f'--config={config!r} does not apply to --dataset=folder (a folder is prepared as '
+                         'it is); drop --config')
+    if spec.name in datasets.DATASETS:
+        choices = list(spec.config_classes)
+    else:
+        choices = [c.name for c in tfds.builder_cls(spec.tfds_name).BUILDER_CONFIGS]
+    if config not in choices:
+        valid = f'valid: {", ".join(choices)}' if choices else f'{spec.name} has no builder configs; drop --config'
+        raise ValueError(f'--config={config!r} is not a config of {spec.name}; {valid}')
 
 
 def _check_folder_source(manual_dir: str | None) -> None:

@@ -228,7 +228,7 @@ def test_a_cache_that_does_not_fit_the_disk_fails_in_one_line_before_writing(pat
         f_bavail, f_frsize = 1, real.f_frsize
 
     monkeypatch.setattr(cache.os, 'statvfs', lambda _: Full)
-    with pytest.raises(ValueError, match=r'needs .* free; free space there, or use --cache=memory'):
+    with pytest.raises(ValueError, match=r'needs .* bytes .* free \(.* short\); free space there, or use --cache=memory'):
         cache.file_cache(_examples(), path)
     assert os.listdir(os.path.dirname(path)) == ['.lock']
 

@@ -24,13 +24,38 @@ STEPS = 3
 
 
 def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(('localhost', 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
+    """Ports free now, drawn below the kernel's ephemeral range: a port from `bind(0)` is released before
+    the workers bind it, and any process's outgoing connection (or `bind(0)`) could take it meanwhile; a
+    port outside that range is only taken by a process that asks for it by number."""
+    low = _ephemeral_range()[0]
+    rng = np.random.default_rng()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = int(rng.integers(max(1024, low - 12_000), low))
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(('localhost', port))
+            except OSError:
+                continue
+        ports.append(port)
     return ports
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low, high = f.read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _all_stderr(results) -> str:
+    """Every worker's exit code and stderr tail: a cluster failure is often another worker's crash."""
+    return '\n'.join(f'--- worker {i} (rc {r.returncode}) stderr:\n{r.stderr[-3000:]}'
+                     for i, r in enumerate(results))
 
 
 def _run_cluster(argv_for_worker, cwd) -> list[subprocess.CompletedProcess]:
@@ -61,7 +86,7 @@ def test_two_workers_train_in_lockstep_and_only_the_chief_writes(tmp_path):
     model_dir.mkdir()
     results = _run_cluster(lambda i: [sys.executable, os.path.abspath(__file__), str(model_dir)], ROOT)
     for r in results:
-        assert r.returncode == 0, r.stderr[-3000:]
+        assert r.returncode == 0, _all_stderr(results)
     reports = [json.loads(r.stdout.strip().splitlines()[-1]) for r in results]
     assert [r['chief'] for r in reports] == [True, False]
     assert all(r['replicas'] == 2 and r['iterations'] == STEPS for r in reports)
@@ -84,13 +109,56 @@ def test_train_py_with_two_workers_writes_one_set_of_outputs(tmp_path):
             '--strategy=multi_worker', f'--model_dir={model_dir}']
     results = _run_cluster(lambda i: [sys.executable, 'train.py', *args], ROOT)
     for r in results:
-        assert r.returncode == 0, r.stderr[-3000:]
+        assert r.returncode == 0, _all_stderr(results)
     assert 'batch: 8 global, 4 per replica on 2 replica(s)' in results[0].stdout
     assert (model_dir / 'results.json').exists() and (model_dir / 'model.keras').exists()
     results_json = json.loads((model_dir / 'results.json').read_text())
     assert results_json['optimizer_iterations'] == 2
     # Nothing from the second worker lands next to the chief's outputs.
     assert not [n for n in os.listdir(model_dir) if 'worker' in n]
+
+
+@pytest.mark.slow
+def test_a_worker_paused_longer_than_tfs_default_heartbeat_timeout_does_not_fail_the_cluster(tmp_path):
+    """A busy host (a loaded CI machine) can keep a worker from heartbeating for over 10 s, TF's default
+    timeout, after which the chief failed with "tasks are unhealthy (stopped sending heartbeats)"."""
+    import signal
+    import time
+
+    model_dir = tmp_path / 'run'
+    args = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',
+            '--batch_size=8', '--steps_per_epoch=2', '--epochs=1', '--precision=float32',
+            '--strategy=multi_worker', f'--model_dir={model_dir}']
+    workers = [f'localhost:{p}' for p in _free_ports(2)]
+    procs, logs = [], []
+    for index in range(2):
+        config = {'cluster': {'worker': workers}, 'task': {'type': 'worker', 'index': index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=ROOT,
+                   CUDA_VISIBLE_DEVICES='')
+        out, err = open(tmp_path / f'out{index}', 'w+'), open(tmp_path / f'err{index}', 'w+')
+        logs.append((out, err))
+        procs.append(subprocess.Popen([sys.executable, 'train.py', *args], cwd=ROOT, env=env, text=True,
+                                      stdout=out, stderr=err))
+    try:
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        # Worker 1 joined the cluster (its strategy is built): from now on it must heartbeat.
+        while 'devices:' not in (tmp_path / 'out1').read_text() and time.monotonic() < deadline:
+            assert procs[1].poll() is None, (tmp_path / 'err1').read_text()[-3000:]
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGSTOP)
+        time.sleep(15)
+        procs[1].send_signal(signal.SIGCONT)
+        codes = [proc.wait(timeout=max(1, deadline - time.monotonic())) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+    results = [subprocess.CompletedProcess(p.args, c, (tmp_path / f'out{i}').read_text(),
+                                           (tmp_path / f'err{i}').read_text())
+               for i, (p, c) in enumerate(zip(procs, codes))]
+    assert codes == [0, 0], _all_stderr(results)
+    assert (model_dir / 'results.json').exists()
 
 
 def _worker_main(model_dir: str) -> None:

@@ -4,6 +4,8 @@ Keras' `BackupAndRestore` restores only at epoch boundaries (a kill late in an e
 whole epoch); this saves and restores the exact optimizer step, and also saves on SIGTERM.
 """
 
+import gc
+import io
 import json
 import math
 import os
@@ -11,9 +13,12 @@ import shutil
 import signal
 
 import keras
+import numpy as np
 from absl import logging
 
-from fastclassify.training.run_dir import UNREADABLE_MARKER, RunDirError, write_json_atomic
+from fastclassify.pipelines.disk_space import free_bytes, is_disk_full
+from fastclassify.training.run_dir import (UNREADABLE_MARKER, DiskFullError, RunDirError, disk_full_message,
+                                           remove_temporaries, write_json_atomic)
 
 _WEIGHTS = 'state.weights.h5'
 _META = 'state.json'
@@ -170,18 +175,109 @@ class BackupCallback(keras.callbacks.Callback):
             self.save()
 
     def save(self) -> None:
+        """Writes the backup of this step; a full disk is one line (DiskFullError) and leaves no trace."""
         os.makedirs(self.backup_dir, exist_ok=True)
+        # A failed or killed save of any step left its temporary folder; none is ever read.
+        remove_temporaries(self.backup_dir, subfolders=())
         final = os.path.join(self.backup_dir, f'step-{self.global_step:010d}')
         tmp = os.path.join(self.backup_dir, f'.tmp-step-{self.global_step:010d}')
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        self.model.save_weights(os.path.join(tmp, _WEIGHTS), overwrite=True)
-        write_json_atomic(os.path.join(tmp, _META), {'global_step': self.global_step})
+        need = _state_bytes(self.model, self.backup_dir)
+        # Refused before writing when it cannot fit: a half-written HDF5 file is what crashes h5py.
+        if free_bytes(self.backup_dir) < need:
+            raise DiskFullError(self._disk_full(need))
+        try:
+            os.makedirs(tmp)
+            save_weights(self.model, os.path.join(tmp, _WEIGHTS))
+            write_json_atomic(os.path.join(tmp, _META), {'global_step': self.global_step})
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            # Another writer took the space after the check: h5py left its file open, and closing it
+            # at exit (after its folder is gone) crashes the interpreter, so it is closed here.
+            close_h5_files_under(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DiskFullError(self._disk_full(need)) from e
         shutil.rmtree(final, ignore_errors=True)
         # A folder rename is atomic: a backup is either complete or absent.
         os.replace(tmp, final)
         _retain(self.backup_dir, final)
         self._last_saved = self.global_step
+
+    def _disk_full(self, need: int) -> str:
+        previous = latest_step(self.backup_dir)
+        intact = ('no backup was saved before it, so a rerun starts from step 0' if previous is None else
+                  f'the previous backup, at global step {previous}, is intact')
+        return disk_full_message(self.backup_dir, f'saving the backup at global step {self.global_step}',
+                                 need, intact)
+
+
+def save_weights(model: keras.Model, path: str) -> None:
+    """`model.save_weights(path)`, where a full disk is an OSError (ENOSPC) and never a crash.
+
+    HDF5 can crash the process (SIGSEGV in its close) after one of its writes failed, so the file is
+    built in memory (h5py on a BytesIO, through Keras' own weight store: the same file) and written
+    with plain writes. A state over a quarter of the available memory is written by h5py directly
+    (the caller's free-space check then guards it; a disk filled during that write can still crash).
+    """
+    try:  # Keras' own weight store (private: a Keras without it saves directly, as before)
+        from keras.src.saving import saving_lib  # pylint: disable=import-outside-toplevel
+        store_cls, save_state = saving_lib.H5IOStore, saving_lib._save_state  # pylint: disable=protected-access
+    except (ImportError, AttributeError):
+        store_cls = save_state = None
+    if store_cls is None or _state_bytes(model, None) > _available_memory() // 4:
+        model.save_weights(path, overwrite=True)
+        return
+    buffer = io.BytesIO()
+    store = store_cls(buffer, mode='w')
+    try:
+        save_state(model, weights_store=store, assets_store=None, inner_path='', visited_saveables=set())
+    finally:
+        store.close()
+    try:
+        with open(path, 'wb') as f:  # not synced, as h5py's own write was not: a kill is what it survives
+            f.write(buffer.getbuffer())
+    except BaseException:
+        if os.path.exists(path):
+            os.remove(path)
+        raise
+
+
+def _available_memory() -> int:
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+
+
+def _state_bytes(model: keras.Model, backup_dir: str | None) -> int:
+    """Bytes a backup takes: the newest backup's file when there is one, else the variables' sizes."""
+    for path in _backups(backup_dir) if backup_dir else []:
+        try:
+            return os.path.getsize(os.path.join(path, _WEIGHTS))
+        except OSError:
+            continue
+    variables = list(model.weights)
+    if getattr(model, 'optimizer', None) is not None:
+        variables += list(model.optimizer.variables)
+    raw = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    return raw + 64 * 1024 + 1024 * len(variables)  # HDF5 headers, one object per variable
+
+
+def close_h5_files_under(folder: str) -> None:
+    """Closes h5py files left open under `folder` by a failed write (their close may fail too: ignored)."""
+    import h5py  # pylint: disable=import-outside-toplevel  (Keras imports it to save; it is loaded here)
+
+    prefix = os.path.abspath(folder) + os.sep
+    for obj in gc.get_objects():
+        try:
+            if isinstance(obj, h5py.File) and obj.id.valid and os.path.abspath(obj.filename).startswith(prefix):
+                obj.close()
+        except Exception:  # pylint: disable=broad-except  (a failed close still invalidates the file id)
+            pass
 
 
 def _retain(backup_dir: str, newest: str) -> None:

@@ -12,6 +12,7 @@ import time
 import keras
 from absl import logging
 
+from fastclassify.training.backup import save_weights
 from fastclassify.training.plots import plot_history
 from fastclassify.training.run_dir import RunDir, write_atomic, write_json_atomic
 
@@ -40,7 +41,7 @@ class CheckpointCallback(keras.callbacks.Callback):
     def _save(self, name: str) -> None:
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         tmp = os.path.join(self.checkpoint_dir, f'.tmp-{name}.weights.h5')
-        self.classifier.save_weights(tmp, overwrite=True)
+        save_weights(self.classifier, tmp)  # a full disk: an OSError, the temporary file removed
         os.replace(tmp, self._path(name))
 
     def _copy_last_to_best(self) -> None:
@@ -122,6 +123,14 @@ class HistoryCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._wait_for_plots()
+
+    def stop_plotting(self) -> None:
+        """Waits for a drawing still running when `fit` failed (a daemon thread drawing while the
+        interpreter exits can abort it); its own error is dropped: the failure being raised matters."""
+        if self._plotter is not None:
+            self._plotter.join()
+            self._plotter = None
+        self._plot_error = None
 
 
 class ThroughputCallback(keras.callbacks.Callback):

@@ -16,6 +16,8 @@ from fastclassify.training.strategy import STRATEGIES
 
 # The choices are defined where they are acted on; RunConfig checks a flag against them early.
 
+MAX_SEED = 2**32 - 1
+
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -81,7 +83,11 @@ class RunConfig:
 
     def __post_init__(self):
         if not self.model_dir:
-            raise ValueError('--model_dir is required: the folder this run writes to')
+            raise ValueError(f'--model_dir={self.model_dir!r} is not valid; name the folder this run writes to '
+                             '(without the flag: runs/DATASET-MODEL)')
+        # NumPy's seeding (keras.utils.set_random_seed) takes 0..2**32 - 1 and nothing else.
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f'--seed={self.seed} is not valid; it must be an integer in 0..{MAX_SEED}')
         _check_positive('epochs', self.epochs)
         _check_positive('steps_per_epoch', self.steps_per_epoch, allow_zero=True)
         _check_positive('steps_per_execution', self.steps_per_execution)

@@ -14,15 +14,17 @@ from absl import logging
 
 from fastclassify.models.builder import build_model, set_backbone_trainable
 from fastclassify.models.precision import apply_precision, resolve_jit_compile
-from fastclassify.pipelines import sources
+from fastclassify.pipelines import folder_lock, sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
 from fastclassify.training import backup, callbacks, evaluation, progress, strategy as strategy_lib, time_split
 from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
-from fastclassify.training.run_dir import RunDir, write_json_atomic
+from fastclassify.pipelines.disk_space import is_disk_full
 from fastclassify.training.plots import plot_history
+from fastclassify.training.run_dir import (DiskFullError, RunDir, disk_full_message, remove_temporaries,
+                                           write_json_atomic)
 from fastclassify.training.trainer import Trainer, training_stream
 
 
@@ -62,7 +64,10 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
         inputs = build_synthetic_inputs(spec, cfg.pipeline)
     else:
         builder = sources.prepare(cfg.source)
+        # Counted as a reader until this process exits: a preparer then never deletes the data under it.
+        folder_lock.register_reader(os.path.dirname(os.fspath(builder.data_dir)))
         inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
+        inputs = dataclasses.replace(inputs, data_identity=sources.data_identity(builder))
     if cfg.run.data_service:
         from fastclassify.pipelines import data_service  # pylint: disable=import-outside-toplevel
         service = data_service.ServiceConfig(
@@ -150,7 +155,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile)
     if not chief:
         return _train_non_chief(plan, run_dir)
-    state = run_dir.claim(cfg)
+    state = run_dir.claim(cfg, data_identity=inputs.data_identity)
     if state == 'finished':
         results = evaluation_results(run_dir)
         print(f'{run_dir.path} already holds a finished run (results.json); nothing to train. '
@@ -168,6 +173,8 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         run_dir.abandon()
         raise _data_loss(cfg, e) from None
     except Exception as e:  # pylint: disable=broad-except
+        if is_disk_full(e) and not isinstance(e, DiskFullError):  # a backup's own line says more
+            raise _disk_full(run_dir) from None
         run_dir.abandon()
         if not is_out_of_memory(e):
             raise
@@ -177,6 +184,17 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     except BaseException:
         run_dir.abandon()
         raise
+
+
+def _disk_full(run_dir: RunDir) -> DiskFullError:
+    """A write of the run's records (checkpoint, history, plot, log) found the disk full: no temporary
+    file is left, and the line says which backup a rerun resumes from."""
+    backup.close_h5_files_under(run_dir.path)
+    remove_temporaries(run_dir.path)
+    step = backup.latest_step(run_dir.backup)
+    intact = ('no backup was saved yet, so a rerun starts from step 0' if step is None else
+              f'the backup at global step {step} in {run_dir.backup} is intact')
+    return DiskFullError(disk_full_message(run_dir.path, 'writing the run\'s records', None, intact))
 
 
 def _data_loss(cfg: TrainConfig, error: tf.errors.DataLossError) -> Exception:
@@ -361,6 +379,7 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
         backup_cb.uninstall_sigterm_handler()
+        cbs.history.stop_plotting()
 
 
 def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callbacks, run_dir: RunDir, *,

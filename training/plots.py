@@ -31,9 +31,15 @@ def plot_history(history: list[dict], plot_dir: str, *, title: str | None = None
     for metric, fig in figures(history, title=title, test=test, augmented=augmented):
         path = os.path.join(plot_dir, f'{metric}.png')
         tmp = path + '.tmp.png'
-        fig.savefig(tmp)
-        plt.close(fig)
-        os.replace(tmp, path)
+        try:
+            fig.savefig(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)  # a full disk must not leave a half-written plot
+            raise
+        finally:
+            plt.close(fig)
         written.append(path)
     return written
 

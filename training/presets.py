@@ -293,8 +293,9 @@ def resolve(choices: Mapping[str, Any], spec: datasets.DatasetSpec, *, backend: 
                                f'{spec.data_version + "-" if spec.data_version else ""}{cache_size}px'),
         ram_budget_bytes=None if ram_gb is None else int(ram_gb * 2**30))
     optimizer = OptimizerConfig(**sections['optimizer'])
-    run = RunConfig(**sections['run'], model_dir=choices.get('model_dir') or os.path.join(
-        'runs', run_name(spec, values['model'])), synthetic_data=bool(choices.get('synthetic_data')),
+    model_dir = choices.get('model_dir')  # '' is the user's (refused by RunConfig), not "unset"
+    run = RunConfig(**sections['run'], model_dir=os.path.join('runs', run_name(spec, values['model']))
+                    if model_dir is None else model_dir, synthetic_data=bool(choices.get('synthetic_data')),
         auto_batch_size=auto_batch, backend=backend)
     return TrainConfig(source=source, pipeline=pipeline, augment=augment, model=model, optimizer=optimizer,
                        run=run), notes

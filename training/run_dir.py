@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from typing import Any
 
+from fastclassify.pipelines.disk_space import free_bytes, human_bytes
 from fastclassify.pipelines.folder_lock import FolderBusyError, FolderLock, file_on_the_way
 
 
@@ -52,6 +53,44 @@ class RunDirError(Exception):
     """A `--model_dir` that cannot be used; the message is one line and names the flag."""
 
 
+class DiskFullError(RunDirError):
+    """A write into `--model_dir` found the disk full; the message says where, how much and what is intact."""
+
+
+def disk_full_message(folder: str, what: str, need_bytes: int | None, intact: str) -> str:
+    """One line: which folder, what was being written and how much it needed, what is still intact."""
+    free = human_bytes(free_bytes(folder))
+    numbers = (f'needs about {human_bytes(need_bytes)} and {free} is free there' if need_bytes else
+               f'failed with {free} free there')
+    return (f'the disk holding {folder} is full: {what} {numbers}; {intact}. Free space there (or move '
+            '--model_dir) and rerun the same command to resume')
+
+
+# Names this package gives files while writing them (write_atomic's mkstemp, the backup folder, the
+# checkpoints, the plots): left behind only by a failed write or a kill, never read.
+def _is_temporary(name: str) -> bool:
+    return name.startswith('.tmp-') or name.endswith('.tmp.png')
+
+
+def remove_temporaries(folder: str, subfolders: tuple[str, ...] = ('backup', 'checkpoints', 'plots')) -> None:
+    """Removes half-written files and folders a failed write or a kill left in a run folder."""
+    for where in (folder, *(os.path.join(folder, s) for s in subfolders)):
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue
+        for name in names:
+            if _is_temporary(name):
+                full = os.path.join(where, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full, ignore_errors=True)
+                else:
+                    try:
+                        os.remove(full)
+                    except OSError:
+                        pass
+
+
 def write_atomic(path: str, data: bytes | str) -> None:
     """Writes via a temporary file and rename, so a kill never leaves a half-written file."""
     directory = os.path.dirname(path) or '.'
@@ -73,12 +112,31 @@ def write_json_atomic(path: str, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
+def _probe(folder: str) -> int:
+    fd, probe = tempfile.mkstemp(prefix='.probe-', dir=folder)
+    os.remove(probe)
+    return fd
+
+
+def _in_own_folder(folder: str, action, attempts: int = 5):
+    """Makes `folder` and runs `action` in it, again when another process removed the folder between
+    the two (two runs started together on one new `--model_dir` each probe it and remove it if empty)."""
+    for attempt in range(attempts):
+        os.makedirs(folder, exist_ok=True)
+        try:
+            return action()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+
+
 class RunDir:
     """Layout of `--model_dir` and the decision to start, resume, or report a finished run."""
 
     def __init__(self, path: str):
         self.path = os.path.abspath(path)
         self.config = os.path.join(self.path, 'config.json')
+        self.data = os.path.join(self.path, 'data.json')  # the identity of the data the run trains on
         self.checkpoints = os.path.join(self.path, 'checkpoints')
         self.backup = os.path.join(self.path, 'backup')
         self.logs = os.path.join(self.path, 'logs')
@@ -99,26 +157,30 @@ class RunDir:
                               '(it is created if absent)')
         existed = os.path.isdir(self.path)
         try:
-            os.makedirs(self.path, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix='.probe-', dir=self.path)
-            os.close(fd)
-            os.remove(probe)
+            # Another run starting on the same new folder removes it after its own probe (below): the
+            # folder is then made again, not reported as unwritable.
+            _in_own_folder(self.path, lambda: os.close(_probe(self.path)))
         except OSError as e:
             blocker = file_on_the_way(self.path)
             reason = f'{blocker} is a file, not a folder' if blocker else (e.strerror or str(e))
             raise RunDirError(f'--model_dir={self.path} is not writable: {reason}') from None
         finally:
-            if not existed and os.path.isdir(self.path) and not os.listdir(self.path):
-                os.rmdir(self.path)
+            if not existed:
+                try:
+                    os.rmdir(self.path)  # only when empty; another run's files keep it
+                except OSError:
+                    pass
 
     def lock(self) -> None:
         """Makes this process the folder's one writer until it exits (an OS lock: a killed holder
         releases it). Raises RunDirError naming the live process that holds it."""
-        os.makedirs(self.path, exist_ok=True)
         if self._lock is None:
             self._lock = FolderLock(os.path.join(self.path, _LOCK_NAME))
         try:
-            self._lock.try_acquire()
+            _in_own_folder(self.path, self._lock.try_acquire)
+        except OSError as e:
+            raise RunDirError(f'--model_dir={self.path}: cannot take its writer lock '
+                              f'({e.strerror or e})') from None
         except FolderBusyError as e:
             raise RunDirError(
                 f'--model_dir={self.path} is in use by {e.holder} (another train.py writing there); '
@@ -128,12 +190,13 @@ class RunDir:
         if self._lock is not None:
             self._lock.release()
 
-    def claim(self, cfg) -> str:
+    def claim(self, cfg, data_identity: dict | None = None) -> str:
         """Makes the folder this run's and says what to do: 'new', 'resume' or 'finished'.
 
         Takes the folder's writer lock first. A folder holding a different run is refused unless
         `--overwrite`, which clears it; a resume may change only `RESUMABLE_FIELDS` (logged). With
-        `--overwrite`, a run whose backups were all found unreadable starts over.
+        `--overwrite`, a run whose backups were all found unreadable starts over. A resume on data whose
+        identity (`data_identity`, of the prepared dataset) differs from the run's is refused.
         """
         self.check_writable()
         created = not os.path.isdir(self.path) or not self._contents()
@@ -157,8 +220,14 @@ class RunDir:
                     f'--model_dir={self.path} holds a finished run ({_shown(accepted)}): its resume state '
                     f'was removed when it finished; raise --epochs to train it on, or use another --model_dir with '
                     f'--weights={self.model}, or pass --overwrite to start it over')
+            changed = _data_changes(self.data, data_identity)
+            if changed and not finished and not cfg.run.overwrite:
+                raise RunDirError(
+                    f'--model_dir={self.path} holds a run that trained on other data ({_shown(changed)}); '
+                    'a resume must see the data it started on: put that data back, pass --overwrite to '
+                    'start over on the new data, or choose another --model_dir')
             unreadable = os.path.exists(os.path.join(self.backup, UNREADABLE_MARKER))
-            if refused or (cfg.run.overwrite and (unreadable or (accepted and finished))):
+            if refused or (cfg.run.overwrite and (changed or unreadable or (accepted and finished))):
                 print(f'--overwrite: clearing {self.path} and starting over', flush=True)
                 self.clear()
             elif finished:
@@ -171,7 +240,10 @@ class RunDir:
         elif self._contents() and cfg.run.overwrite:
             self.clear()
         self.created = created
+        remove_temporaries(self.path)  # what a killed or failed write of an earlier run left
         write_json_atomic(self.config, cfg.to_dict())
+        if data_identity is not None and state != 'finished':
+            write_json_atomic(self.data, data_identity)
         return state
 
     def _continues(self, saved: dict, current: dict, accepted: list[str]) -> bool:
@@ -226,6 +298,21 @@ class RunDir:
         if not os.path.isdir(self.path):
             return []
         return [n for n in os.listdir(self.path) if n != _LOCK_NAME]
+
+
+def _data_changes(path: str, current: dict | None) -> list[str]:
+    """`key: old -> new` for each part of the data's identity that differs from the one the run recorded
+    (none when either is unknown: synthetic data, or a run from before identities were recorded)."""
+    if current is None or not os.path.exists(path):
+        return []
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return []  # unreadable record: config.json still guards the rest
+    current = json.loads(json.dumps(current, sort_keys=True))  # as it is saved: same types, same order
+    return [f'data {key}: {saved.get(key)!r} -> {current.get(key)!r}'
+            for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
 
 
 def _shown(differences: list[str]) -> str:

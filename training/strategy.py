@@ -138,8 +138,38 @@ def _multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
     implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL
                       if tf.config.list_physical_devices('GPU')
                       else tf.distribute.experimental.CommunicationImplementation.RING)
+    _configure_coordination(config)
     return tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(implementation=implementation))
+
+
+# TF's coordination service declares a task dead after 10 s without a heartbeat: a worker whose host is
+# busy (building or compiling the model on a loaded CPU box, CI) can miss that, and the chief then fails
+# with "tasks are unhealthy (stopped sending heartbeats)". A crashed worker is still noticed, later.
+HEARTBEAT_TIMEOUT_MS = 60_000
+
+
+def _configure_coordination(config: dict) -> None:
+    """Configures the coordination service as MultiWorkerMirroredStrategy would, with a longer heartbeat
+    timeout (it keeps a service configured before it, and offers no argument for the timeout)."""
+    # The proto module as the strategy itself imports it (its path moves between TF versions).
+    from tensorflow.python.distribute import collective_all_reduce_strategy as mwms  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.distribute import multi_worker_util  # pylint: disable=import-outside-toplevel
+    from tensorflow.python.eager import context  # pylint: disable=import-outside-toplevel
+
+    coordination_config_pb2 = mwms.coordination_config_pb2
+
+    if config.get('task', {}).get('type') not in ('chief', 'worker'):
+        return
+    ctx = context.context()
+    if ctx.coordination_service is not None:
+        return
+    cluster = tf.train.ClusterSpec(config['cluster'])
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=cluster.num_tasks(job))
+            for job in ('chief', 'worker') if job in cluster.jobs]
+    ctx.configure_coordination_service(
+        service_type='standalone', service_leader=multi_worker_util.coordination_leader(cluster),
+        coordinated_jobs=jobs, heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_MS)
 
 
 def _tpu_address() -> str | None:

@@ -114,4 +114,21 @@ def detect(entries: Iterable[members.Entry], source: str) -> Layout:
         raise ValueError(f'--manual_dir={source}: {where}/ has {given[0]}/ but no '
                          f'{({"train", "test"} - set(given)).pop()}/; give both (train/CLASS/IMAGE + '
                          'test/CLASS/IMAGE) or put the class folders at the top for one pool split by hash')
-    return Layout(root=tuple(root), split_folders=SPLIT_FOLDERS if given else ())
+    layout = Layout(root=tuple(root), split_folders=SPLIT_FOLDERS if given else ())
+    _check_class_names(entries, layout, source)
+    return layout
+
+
+def _check_class_names(entries: Iterable[members.Entry], layout: Layout, source: str) -> None:
+    """Refuses a class folder whose name holds a line break or another control character: TFDS stores
+    class names one per line (`label.labels.txt`), where such a name would become two classes."""
+    depth = len(layout.root) + (1 if layout.split_folders else 0)
+    for entry in entries:
+        parts = entry.path.split('/')
+        if len(parts) <= depth or is_junk(entry.path) or tuple(parts[:len(layout.root)]) != layout.root:
+            continue
+        name = parts[depth]
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(f'--manual_dir={source}: the class folder {name!r} has a line break or another '
+                             'control character in its name, which the class-name file (one name per line) '
+                             'cannot hold; rename that folder')

@@ -57,7 +57,7 @@ def train(source=None, /, **choices):
         source: a dataset name ('cifar100', 'caltech256', any TFDS name), the path of a folder / .tar / .zip
             of class folders, or a whole `TrainConfig`.
         **choices: `train.py`'s flags by name (`model`, `epochs`, `batch_size`, `learning_rate`, `augment`,
-            `model_dir`, ...; `python train.py --help` lists them). Unset ones come from the dataset's preset,
+            `model_dir`, ...; train.py's help lists them). Unset ones come from the dataset's preset,
             adjusted as train.py adjusts them (another model's weights and head; a from-scratch recipe).
 
     Returns:

@@ -291,6 +291,9 @@ def main(argv):
     except (RunDirError, DataMissingError, WeightsError, strategy_lib.StrategyError,
             loop.TrainingError) as e:
         _fail(str(e), 1)
+    if outcome.status != 'preempted':
+        from fastclassify.training import multiprocess
+        multiprocess.mark_finished()  # the other processes of a multi-process job may now see it leave
     if outcome.status == 'preempted':
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',
               flush=True)

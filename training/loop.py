@@ -157,6 +157,8 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
               f'{share.rows(batch_size).stop - 1} of each global batch', flush=True)
     plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile, share)
     if not chief:
+        if os.path.exists(run_dir.results):  # the chief says so and returns; so do the others
+            return RunOutcome('already_finished', evaluation_results(run_dir), run_dir.path)
         return _train_non_chief(plan, run_dir)
     state = run_dir.claim(cfg)
     if state == 'finished':

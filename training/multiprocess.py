@@ -1,9 +1,12 @@
 """Several JAX processes as one data-parallel job: the layout from Keras' environment variables, a start-up
 with bounded timeouts, each process's share of the batch, and the evaluation that counts each example once."""
 
+import atexit
 import dataclasses
 import functools
 import os
+import threading
+import time
 
 import numpy as np
 
@@ -13,8 +16,11 @@ from fastclassify.pipelines import sharding
 ENV_ADDRESSES = 'KERAS_DISTRIBUTION_JOB_ADDRESSES'
 ENV_NUM_PROCESSES = 'KERAS_DISTRIBUTION_NUM_PROCESSES'
 ENV_PROCESS_ID = 'KERAS_DISTRIBUTION_PROCESS_ID'
-# A peer silent this long is dead: the coordination service then fails every other process (seconds).
-HEARTBEAT_TIMEOUT_S = int(os.environ.get('FASTCLASSIFY_HEARTBEAT_TIMEOUT_S', '30'))
+# A peer whose heartbeat stops this long is dead: every other process then exits with one line (seconds).
+# JAX's own heartbeat timeout is twice this: it would abort with a C++ stack trace, ours speaks first.
+PEER_TIMEOUT_S = float(os.environ.get('FASTCLASSIFY_PEER_TIMEOUT_S', '20'))
+_BEAT_INTERVAL_S = 1.0
+_KEYS = 'fastclassify/'
 # How long process 0 waits for the others at start-up and at the final barrier (seconds).
 START_TIMEOUT_S = int(os.environ.get('FASTCLASSIFY_START_TIMEOUT_S', '300'))
 
@@ -77,7 +83,81 @@ def initialize(layout: Layout) -> None:
     jax.distributed.initialize(
         coordinator_address=layout.coordinator, num_processes=layout.num_processes,
         process_id=layout.process_id, initialization_timeout=START_TIMEOUT_S,
-        heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S, shutdown_timeout_seconds=START_TIMEOUT_S)
+        heartbeat_timeout_seconds=int(2 * PEER_TIMEOUT_S) + 1, shutdown_timeout_seconds=START_TIMEOUT_S)
+    from jax._src import distributed  # pylint: disable=import-outside-toplevel
+    # The coordination service's key-value store is the one channel every process already has.
+    global _watchdog
+    _watchdog = _Watchdog(distributed.global_state.client, layout, PEER_TIMEOUT_S)
+    _watchdog.start()
+    atexit.register(_watchdog.stop)
+
+
+_watchdog = None
+
+
+def mark_finished() -> None:
+    """Tells the other processes that this one ended its run normally: its silence is not a death."""
+    if _watchdog is not None:
+        _watchdog.stop(finished=True)
+
+
+class _Watchdog(threading.Thread):
+    """Beats every second in the coordinator's key-value store and watches the others' beats.
+
+    A process that dies mid-step leaves the others blocked in a collective; JAX's own heartbeat check
+    then aborts them with a C++ stack trace. This ends them first, each with one line, in bounded time:
+    a peer silent for `timeout_s` that did not say it finished, or a coordinator that no longer answers.
+    """
+
+    def __init__(self, client, layout: Layout, timeout_s: float):
+        super().__init__(name='peer-watchdog', daemon=True)
+        self._client, self._layout, self._timeout_s = client, layout, timeout_s
+        self._stopped = threading.Event()
+
+    def run(self):
+        me = self._layout.process_id
+        last_change = {p: (None, time.monotonic()) for p in range(self._layout.num_processes) if p != me}
+        beat = 0
+        while not self._stopped.wait(_BEAT_INTERVAL_S):
+            beat += 1
+            try:
+                self._client.key_value_set(f'{_KEYS}beat/{me}', str(beat), allow_overwrite=True)
+                entries = {k.rstrip('/').split('/')[-2] + '/' + k.rstrip('/').split('/')[-1]: v
+                           for k, v in self._client.key_value_dir_get(_KEYS)}
+            except Exception as e:  # pylint: disable=broad-except
+                if not self._stopped.is_set():
+                    _die(f'process {me} of {self._layout.num_processes} lost the coordinator (process 0 at '
+                         f'{self._layout.coordinator}): {(str(e).strip().splitlines() or [""])[0][:160]}')
+                return
+            now = time.monotonic()
+            for peer, (value, since) in last_change.items():
+                if f'done/{peer}' in entries:
+                    continue
+                current = entries.get(f'beat/{peer}')
+                if current != value:
+                    last_change[peer] = (current, now)
+                elif now - since > self._timeout_s:
+                    _die(f'process {peer} of {self._layout.num_processes} sent no heartbeat for '
+                         f'{now - since:.0f} s (it died or failed; see its log)')
+
+    def stop(self, finished: bool = False) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if finished:
+            try:
+                self._client.key_value_set(f'{_KEYS}done/{self._layout.process_id}', '1',
+                                           allow_overwrite=True)
+            except Exception:  # pylint: disable=broad-except
+                pass  # the coordinator is gone too; nobody is left to mislead
+
+
+def _die(message: str) -> None:
+    # os._exit: the others are blocked in a collective that will never complete, and JAX's exit-time
+    # shutdown barrier would wait for the dead process too.
+    os.write(2, (f'multi-process job stopped: {message}. Rerun the same command on every host; it '
+                 f'resumes from the last backup.\n').encode())
+    os._exit(3)
 
 
 def process_share() -> sharding.ProcessShare:

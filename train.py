@@ -240,6 +240,8 @@ def _config_and_notes():
 
 def _fail(message: str, code: int) -> None:
     print(f'train.py: error: {message}', file=sys.stderr, flush=True)
+    if 'fastclassify.training.multiprocess' in sys.modules:
+        sys.modules['fastclassify.training.multiprocess'].on_failure(SystemExit(code))
     sys.exit(code)
 
 
@@ -291,6 +293,10 @@ def main(argv):
     except (RunDirError, DataMissingError, WeightsError, strategy_lib.StrategyError,
             loop.TrainingError) as e:
         _fail(str(e), 1)
+    except Exception as e:  # pylint: disable=broad-except
+        from fastclassify.training import multiprocess
+        multiprocess.on_failure(e)  # one line and out in a multi-process job (a peer died)
+        raise
     if outcome.status != 'preempted':
         from fastclassify.training import multiprocess
         multiprocess.mark_finished()  # the other processes of a multi-process job may now see it leave

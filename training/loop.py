@@ -69,6 +69,10 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '',
         service = data_service.ServiceConfig(
             address=cfg.run.data_service, mode=cfg.run.data_service_mode,
             job_name=job_name_for(cfg, job_suffix), stall_timeout_s=cfg.run.data_service_stall_timeout_s)
+        if share.count > 1 and input_context is None:
+            # Several JAX processes: each is a consumer of the same job, receiving its rows' worth
+            # (global batch / processes) of every batch.
+            input_context = tf.distribute.InputContext(share.count, share.index, share.count)
         train = data_service.distribute_train(service, cfg.source.dataset, cfg.pipeline, builder,
                                               input_context=input_context)
         # The service sends images, not indices into a device cache, and it cannot start mid-way.

@@ -5,8 +5,10 @@ import atexit
 import dataclasses
 import functools
 import os
+import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 
@@ -152,12 +154,46 @@ class _Watchdog(threading.Thread):
                 pass  # the coordinator is gone too; nobody is left to mislead
 
 
+def active() -> bool:
+    """True in a process of a multi-process job (after `initialize`)."""
+    return _watchdog is not None
+
+
+def exit_now(code: int) -> None:
+    """Ends a process of a multi-process job at once: JAX's exit-time shutdown barrier would wait for
+    processes that are still blocked in a step with this one, then abort with a C++ stack trace."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def on_failure(error: BaseException) -> None:
+    """Ends a multi-process job's process on an error that escaped the run; returns when alone.
+
+    A peer that died shows first as a failed collective (gloo: "Connection closed by peer"): the
+    watchdog then names the peer within `PEER_TIMEOUT_S`, or the collective's error is the one line.
+    Any other error is this process's own: its traceback, then out.
+    """
+    if _watchdog is None:
+        return
+    if isinstance(error, SystemExit):  # a one-line error, already printed
+        exit_now(error.code if isinstance(error.code, int) else 1)
+    text = str(error)
+    if type(error).__name__ in ('JaxRuntimeError', 'XlaRuntimeError') and any(
+            k in text for k in ('Gloo', 'gloo', 'NCCL', 'peer', 'UNAVAILABLE')):
+        _watchdog.join(PEER_TIMEOUT_S + 2 * _BEAT_INTERVAL_S)
+        _die(f'a collective with the other processes failed ({text.strip().splitlines()[0][:200]}); '
+             'a process died or failed, see its log')
+    traceback.print_exception(error)
+    exit_now(1)
+
+
 def _die(message: str) -> None:
     # os._exit: the others are blocked in a collective that will never complete, and JAX's exit-time
     # shutdown barrier would wait for the dead process too.
-    os.write(2, (f'multi-process job stopped: {message}. Rerun the same command on every host; it '
-                 f'resumes from the last backup.\n').encode())
-    os._exit(3)
+    print(f'multi-process job stopped: {message}. Rerun the same command on every host; it resumes '
+          'from the last backup.', file=sys.stderr, flush=True)
+    exit_now(3)
 
 
 def process_share() -> sharding.ProcessShare:

@@ -73,7 +73,8 @@ flags.DEFINE_bool('deterministic', False, 'Bit-identical reruns (slower): ordere
 flags.DEFINE_integer('checkpoint_every_steps', 0, 'In-epoch backup period for resuming; 0 = epoch ends.')
 flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --model_dir.')
 flags.DEFINE_string('strategy', 'auto', 'auto | one_device | mirrored | multi_worker | tpu (TensorFlow); '
-                    'auto | one_device | data_parallel (JAX).')
+                    'auto | one_device | data_parallel (JAX; across processes when '
+                    'KERAS_DISTRIBUTION_NUM_PROCESSES > 1, see BUILD.md).')
 flags.DEFINE_string('backend', None, 'Keras backend: tensorflow | jax (default: $KERAS_BACKEND, else '
                     'tensorflow). The model, augmentation and device cache run on it; tf.data feeds both.')
 flags.DEFINE_string('data_service', '', 'grpc://HOST:PORT of a tf.data service dispatcher.')

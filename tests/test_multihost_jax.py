@@ -217,7 +217,11 @@ def test_two_processes_consume_one_tf_data_service_job(tmp_path):
         for proc in (worker, dispatcher):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=20)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     _ok(results)
     # Both consumed the same job (one job name), each receiving its 8 rows of the 16-image batch.
     assert 'process 1 of 2: feeds rows 8..15' in results[1][1]

@@ -157,8 +157,11 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
           flush=True)
 
     if share.count > 1:
+        # The cache holds the whole split: the global permutation may hand any example to any process,
+        # which is what keeps the batches (and an exact resume) independent of the process count.
         print(f'process {share.index} of {share.count}: feeds rows {share.rows(batch_size).start}..'
-              f'{share.rows(batch_size).stop - 1} of each global batch', flush=True)
+              f'{share.rows(batch_size).stop - 1} of each global batch, gathered from its own cache of '
+              f'the whole training split', flush=True)
     plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile, share)
     if not chief:
         if os.path.exists(run_dir.results):  # the chief says so and returns; so do the others

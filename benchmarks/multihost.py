@@ -50,8 +50,7 @@ def _crossing_bytes(model_path: str) -> dict:
     import keras  # pylint: disable=import-outside-toplevel
     model = keras.saving.load_model(model_path)
     grads = sum(math.prod(w.shape) for w in model.trainable_weights) * 4
-    bn = sum(int(layer.gamma.shape[0]) for layer in model.layers
-             if isinstance(layer, keras.layers.BatchNormalization))
+    bn = sum(math.prod(w.shape) for w in model.weights if w.path.endswith('moving_mean'))
     # Mean and variance per channel, forward; their gradients, backward (float32).
     return {'gradient_allreduce_bytes': grads, 'batchnorm_stats_bytes': bn * 2 * 2 * 4,
             'input_bytes': 0}

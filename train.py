@@ -81,7 +81,8 @@ flags.DEFINE_bool('deterministic', False, 'Bit-identical reruns (slower): ordere
 flags.DEFINE_integer('checkpoint_every_steps', 0, 'In-epoch backup period for resuming; 0 = epoch ends.')
 flags.DEFINE_bool('overwrite', False, 'Replace a run with a different config in --model_dir.')
 flags.DEFINE_string('strategy', 'auto', 'auto | one_device | mirrored | multi_worker | tpu (TensorFlow); '
-                    'auto | one_device | data_parallel (JAX).')
+                    'auto | one_device | data_parallel (JAX; across processes when '
+                    'KERAS_DISTRIBUTION_NUM_PROCESSES > 1, see BUILD.md).')
 flags.DEFINE_string('backend', None, 'Keras backend: tensorflow | jax (default: $KERAS_BACKEND, else '
                     'tensorflow). The model, augmentation and device cache run on it; tf.data feeds both.')
 flags.DEFINE_string('data_service', '', 'grpc://HOST:PORT of a tf.data service dispatcher.')
@@ -161,6 +162,8 @@ def _fetch_imagenet_weights_first() -> None:
 
 def _fail(message: str, code: int) -> None:
     print(f'train.py: error: {message}', file=sys.stderr, flush=True)
+    if 'fastclassify.training.multiprocess' in sys.modules:
+        sys.modules['fastclassify.training.multiprocess'].on_failure(SystemExit(code))
     sys.exit(code)
 
 
@@ -225,6 +228,13 @@ def main(argv):
     except (RunDirError, DataMissingError, WeightsError, strategy_lib.StrategyError,
             loop.TrainingError) as e:
         _fail(str(e), 1)
+    except Exception as e:  # pylint: disable=broad-except
+        from fastclassify.training import multiprocess
+        multiprocess.on_failure(e)  # one line and out in a multi-process job (a peer died)
+        raise
+    if outcome.status != 'preempted':
+        from fastclassify.training import multiprocess
+        multiprocess.mark_finished()  # the other processes of a multi-process job may now see it leave
     if outcome.status == 'preempted':
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',
               flush=True)

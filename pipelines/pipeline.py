@@ -12,6 +12,7 @@ from absl import logging
 
 from fastclassify.pipelines import cache as cache_lib
 from fastclassify.pipelines import decode
+from fastclassify.pipelines import sharding
 from fastclassify.pipelines import sources
 from fastclassify.pipelines import synthetic
 from fastclassify.pipelines.datasets import DatasetSpec
@@ -118,15 +119,19 @@ def cache_gather_options() -> tf.data.Options:
     return options
 
 
-def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_step: int = 0) -> tf.data.Dataset:
+def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_step: int = 0,
+                        share: sharding.ProcessShare = sharding.ALONE) -> tf.data.Dataset:
     """Infinite dataset of int32 [batch_size] index batches; each epoch is a fresh permutation.
 
     One permutation per epoch (stateless, from (seed, epoch)) replaces an element-wise shuffle buffer:
     every example appears at most once per epoch, the last `num_examples % batch_size` of that epoch's
     order are dropped (a different few each epoch), and the same seed gives the same batches.
     `start_step` starts the stream at that batch of the whole sequence (a resumed run continues where
-    the interrupted one stopped) without computing anything it skips.
+    the interrupted one stopped) without computing anything it skips. With several processes each one
+    streams only `share`'s rows of every batch of that one global sequence (int32 [batch_size / count]):
+    the permutation is global, so any number of processes trains on the same examples at each step.
     """
+    rows = share.rows(batch_size)
     steps = num_examples // batch_size
     if steps == 0:
         raise ValueError(f'--batch_size={batch_size} is larger than the {num_examples} training examples')
@@ -135,7 +140,7 @@ def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_ste
         perm = tf.random.experimental.stateless_shuffle(
                 tf.range(num_examples, dtype=tf.int32), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
         batches = tf.reshape(perm[:steps * batch_size], [steps, batch_size])
-        return tf.data.Dataset.from_tensor_slices(batches[first_step:])
+        return tf.data.Dataset.from_tensor_slices(batches[first_step:, rows.start:rows.stop])
 
     epoch, step = divmod(start_step, steps)
     rest = tf.data.Dataset.counter(start=epoch + 1).flat_map(one_epoch)
@@ -176,15 +181,16 @@ def epoch_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
 
 
 def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: int,
-                          deterministic: bool, start_step: int = 0) -> tf.data.Dataset:
-    """(images, labels) batches gathered from an in-memory cache by shuffled index."""
+                          deterministic: bool, start_step: int = 0,
+                          share: sharding.ProcessShare = sharding.ALONE) -> tf.data.Dataset:
+    """(images, labels) batches gathered from an in-memory cache by shuffled index (`share`'s rows only)."""
     images, labels = host.images, host.labels
 
     def gather(indices):
         # One gather per batch: a single memcpy-like op instead of B element copies through tf.data.
         return tf.gather(images, indices), tf.gather(labels, indices)
 
-    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step)
+    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step, share)
             # Order kept: every gather costs the same, and out-of-order output would let a batch of
             # the next epoch overtake this one's last (an "epoch" of steps could repeat an example).
             .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -193,10 +199,11 @@ def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
 
 
 def train_indices_for_device(host: cache_lib.HostCache, batch_size: int, *, seed: int,
-                             deterministic: bool, start_step: int = 0) -> tf.data.Dataset:
+                             deterministic: bool, start_step: int = 0,
+                             share: sharding.ProcessShare = sharding.ALONE) -> tf.data.Dataset:
     """(indices, labels) batches for a DeviceCache: only B int32 pairs cross to the device per step."""
     labels = host.labels
-    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step)
+    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step, share)
             .map(lambda indices: (indices, tf.gather(labels, indices)), num_parallel_calls=AUTOTUNE,
                  deterministic=True)  # epochs stay whole, as above
             .prefetch(AUTOTUNE)
@@ -296,7 +303,8 @@ def inputs_from_records(train_records: tf.data.Dataset,
                         class_names: tuple[str, ...],
                         cfg: PipelineConfig,
                         cache_name: str = 'dataset',
-                        input_context: tf.distribute.InputContext | None = None) -> Inputs:
+                        input_context: tf.distribute.InputContext | None = None,
+                        share: sharding.ProcessShare = sharding.ALONE) -> Inputs:
     """Builds Inputs from datasets of encoded records `{'image': tf.string, 'label': int}`.
 
     Args:
@@ -306,6 +314,7 @@ def inputs_from_records(train_records: tf.data.Dataset,
         cfg: the pipeline config.
         cache_name: names the file cache (dataset name + version), together with split and size.
         input_context: from `distribute_datasets_from_function`; batches become per-replica sized.
+        share: this process's rows of every global training batch (several JAX processes).
     """
     decision = cache_lib.decide_cache(cfg.cache, num_examples=num_examples, image_size=cfg.cache_size,
                                       ram_budget_bytes=cfg.ram_budget_bytes, cache_dir=cfg.cache_dir)
@@ -316,24 +325,27 @@ def inputs_from_records(train_records: tf.data.Dataset,
     if decision.placement in ('memory', 'device'):
         hosts = {k: cache_lib.materialize(decode_for_cache(v, cfg.cache_size), cfg.cache_size)
                  for k, v in splits.items()}
-        placed = _from_host_caches(hosts, batch, cfg, on_device=decision.placement == 'device')
+        placed = _from_host_caches(hosts, batch, cfg, on_device=decision.placement == 'device', share=share)
     elif decision.placement == 'disk':
         hosts = _disk_caches(splits, cfg, num_examples=num_examples, cache_name=cache_name,
                              input_context=input_context)
-        placed = _from_host_caches(hosts, batch, cfg, on_device=False)
+        placed = _from_host_caches(hosts, batch, cfg, on_device=False, share=share)
     else:  # none
+        if share.count > 1:
+            raise ValueError('--cache=none cannot feed several processes (its stream is not indexed by '
+                             'example); use --cache=auto, memory, disk or device')
         placed = _decoded_every_epoch(splits, batch, cfg)
     return _inputs(placed, cfg, class_names=tuple(class_names), cache_decision=decision.reason,
                    input_context=input_context)
 
 
 def _from_host_caches(hosts: dict[str, cache_lib.HostCache], batch: int, cfg: PipelineConfig, *,
-                      on_device: bool) -> _Placed:
+                      on_device: bool, share: sharding.ProcessShare = sharding.ALONE) -> _Placed:
     """Placements memory, disk (host caches, in RAM or mapped) and device (the train cache on the device)."""
     stream = train_indices_for_device if on_device else train_from_host_cache
     return _Placed(
             train_from=functools.partial(stream, hosts['train'], batch, seed=cfg.seed,
-                                         deterministic=cfg.deterministic),
+                                         deterministic=cfg.deterministic, share=share),
             evals={k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'},
             counts={k: h.num_examples for k, h in hosts.items()},
             device_cache=hosts['train'].pixels() if on_device else None,
@@ -420,7 +432,8 @@ def _count(ds: tf.data.Dataset) -> int:
 
 
 def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
-                 input_context: tf.distribute.InputContext | None = None) -> Inputs:
+                 input_context: tf.distribute.InputContext | None = None,
+                 share: sharding.ProcessShare = sharding.ALONE) -> Inputs:
     """Inputs for a prepared TFDS builder (from `pipelines.sources.prepare`).
 
     The validation split is carved from the end of the train split by absolute index. With an input
@@ -442,11 +455,13 @@ def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
             cfg=cfg,
             cache_name=name,
             input_context=input_context,
+            share=share,
     )
 
 
 def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *,
-                           num_train: int = synthetic.TRAIN_EXAMPLES, num_test: int = 512) -> Inputs:
+                           num_train: int = synthetic.TRAIN_EXAMPLES, num_test: int = 512,
+                           share: sharding.ProcessShare = sharding.ALONE) -> Inputs:
     """Inputs of random uint8 tensors with the dataset's shape and classes (`--synthetic_data`).
 
     They are generated in memory, so every placement but `device` uses the memory placement's builder.
@@ -459,7 +474,8 @@ def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *,
     hosts = {k: cache_lib.host_cache_from_arrays(images[s], labels[s]) for k, s in parts.items()
              if k != 'validation' or num_val}
     placement = 'device' if cfg.cache == 'device' else 'memory'
-    return _inputs(_from_host_caches(hosts, cfg.batch_size, cfg, on_device=placement == 'device'), cfg,
+    return _inputs(_from_host_caches(hosts, cfg.batch_size, cfg, on_device=placement == 'device',
+                                     share=share), cfg,
                    class_names=tuple(f'class_{i:03d}' for i in range(spec.num_classes)),
                    cache_decision=f'cache={placement}: synthetic data ({num_train + num_test:,} random '
                                   f'{cfg.cache_size}x{cfg.cache_size}x3 uint8 images) is generated in memory')

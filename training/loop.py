@@ -1,6 +1,7 @@
 """One training run, start to finish: data, model, fit (resumable), final evaluation, records."""
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -14,10 +15,11 @@ from absl import logging
 
 from fastclassify.models.builder import build_model, set_backbone_trainable
 from fastclassify.models.precision import apply_precision, resolve_jit_compile
-from fastclassify.pipelines import folder_lock, sources
+from fastclassify.pipelines import folder_lock, sharding, sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
-from fastclassify.training import backup, callbacks, evaluation, progress, strategy as strategy_lib, time_split
+from fastclassify.training import (backup, callbacks, evaluation, multiprocess, progress, strategy as strategy_lib,
+                                   time_split)
 from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
@@ -51,8 +53,10 @@ def job_name_for(cfg: TrainConfig, suffix: str = '') -> str:
     return f'{cfg.source.dataset}-{digest}{"-" + suffix if suffix else ""}'
 
 
-def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -> Inputs:
-    """Prepares the dataset (or synthetic tensors) and builds the cached pipelines.
+def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '',
+                share: sharding.ProcessShare = sharding.ALONE) -> Inputs:
+    """Prepares the dataset (or synthetic tensors) and builds the cached pipelines; with several JAX
+    processes, the training stream carries this process's `share` of every global batch.
 
     With `--data_service`, the training stream comes from the tf.data service workers instead
     (they read, decode and batch); validation and test stay local.
@@ -61,18 +65,22 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '') -
     spec = sources.dataset_spec(cfg.source)
     builder = None
     if cfg.run.synthetic_data:
-        inputs = build_synthetic_inputs(spec, cfg.pipeline)
+        inputs = build_synthetic_inputs(spec, cfg.pipeline, share=share)
     else:
         builder = sources.prepare(cfg.source)
         # Counted as a reader until this process exits: a preparer then never deletes the data under it.
         folder_lock.register_reader(os.path.dirname(os.fspath(builder.data_dir)))
-        inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context)
+        inputs = build_inputs(builder, spec, cfg.pipeline, input_context=input_context, share=share)
         inputs = dataclasses.replace(inputs, data_identity=sources.data_identity(builder))
     if cfg.run.data_service:
         from fastclassify.pipelines import data_service  # pylint: disable=import-outside-toplevel
         service = data_service.ServiceConfig(
             address=cfg.run.data_service, mode=cfg.run.data_service_mode,
             job_name=job_name_for(cfg, job_suffix), stall_timeout_s=cfg.run.data_service_stall_timeout_s)
+        if share.count > 1 and input_context is None:
+            # Several JAX processes: each is a consumer of the same job, receiving its rows' worth
+            # (global batch / processes) of every batch.
+            input_context = tf.distribute.InputContext(share.count, share.index, share.count)
         train = data_service.distribute_train(service, cfg.source.dataset, cfg.pipeline, builder,
                                               input_context=input_context)
         # The service sends images, not indices into a device cache, and it cannot start mid-way.
@@ -126,8 +134,10 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         # Each worker reads and caches only its shard of the training split.
         context = (strategy_lib.input_context(strategy, train_cfg.pipeline.batch_size)
                    if multi_worker else None)
+        # Several JAX processes: each feeds (and gathers) only its rows of every global batch.
+        share = multiprocess.process_share()
         inputs = load_inputs(train_cfg, input_context=context,
-                             job_suffix=f'step{backup.latest_step(run_dir.backup) or 0}')
+                             job_suffix=f'step{backup.latest_step(run_dir.backup) or 0}', share=share)
         if multi_worker:
             # Validation/test unsharded (Keras shards them); training pre-sharded per worker.
             local = load_inputs(dataclasses.replace(
@@ -135,6 +145,8 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
             inputs = dataclasses.replace(
                 inputs, validation=local.validation, test=local.test,
                 num_validation=local.num_validation, num_test=local.num_test)
+    except multiprocess.LayoutError as e:
+        raise TrainingError(str(e)) from None
     except ValueError as e:
         # The pipeline names the flag whose value does not fit the data (e.g. batch > split).
         logging.debug('input pipeline refused the config', exc_info=True)
@@ -152,8 +164,16 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
           f'precision {precision}; jit_compile {jit_compile}; backend {keras.backend.backend()}',
           flush=True)
 
-    plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile)
+    if share.count > 1:
+        # The cache holds the whole split: the global permutation may hand any example to any process,
+        # which is what keeps the batches (and an exact resume) independent of the process count.
+        print(f'process {share.index} of {share.count}: feeds rows {share.rows(batch_size).start}..'
+              f'{share.rows(batch_size).stop - 1} of each global batch, gathered from its own cache of '
+              f'the whole training split', flush=True)
+    plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile, share)
     if not chief:
+        if os.path.exists(run_dir.results):  # the chief says so and returns; so do the others
+            return RunOutcome('already_finished', evaluation_results(run_dir), run_dir.path)
         return _train_non_chief(plan, run_dir)
     state = run_dir.claim(cfg, data_identity=inputs.data_identity)
     if state == 'finished':
@@ -213,6 +233,7 @@ class _Plan:
     strategy: tf.distribute.Strategy
     steps_per_epoch: int
     jit_compile: bool
+    share: sharding.ProcessShare = sharding.ALONE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,6 +381,9 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
     validation = inputs.validation
     if validation is not None and keras.backend.backend() == 'jax' and replicas > 1:
         validation = validation.map(lambda images, labels: _pad_batch(images, labels, replicas))
+        if plan.share.count > 1:
+            # Each process feeds its rows of the padded batch: every example counts once in the job.
+            validation = validation.map(functools.partial(multiprocess.process_rows, plan.share))
     verbose = 0  # one line per epoch, ours (training/progress.py draws the in-epoch progress on a terminal)
     backup_cb = cbs.backup
     backup_cb.install_sigterm_handler()
@@ -387,7 +411,8 @@ def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callba
     """Evaluates on the test split, records results and the model (chief), drops the resume state."""
     inputs = plan.inputs
     start = time.perf_counter()
-    results = evaluation.evaluate(_LocalPredictor(trainer, strategy_lib.num_replicas(plan.strategy)),
+    results = evaluation.evaluate(_LocalPredictor(trainer, strategy_lib.num_replicas(plan.strategy),
+                                                  plan.share),
                                   inputs.test, num_examples=inputs.num_test, class_names=inputs.class_names)
     results['eval_seconds'] = time.perf_counter() - start
     results['global_steps'] = cbs.backup.global_step
@@ -409,10 +434,14 @@ class _LocalPredictor:
     """Predicts on this worker alone: every worker sees the whole test split exactly once, and a
     distributed predict would instead concatenate all workers' copies of each batch."""
 
-    def __init__(self, trainer: Trainer, replicas: int = 1):
+    def __init__(self, trainer: Trainer, replicas: int = 1, share: sharding.ProcessShare = sharding.ALONE):
         if keras.backend.backend() == 'tensorflow':
             self._predict = tf.function(lambda images: trainer(images, training=False),
                                         reduce_retracing=True)
+            return
+        if share.count > 1:
+            # Several JAX processes: each feeds its rows, every process gets every prediction back.
+            self._predict = multiprocess.global_predictor(trainer, replicas, share)
             return
 
         def predict(images):

@@ -9,6 +9,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from fastclassify.training import multiprocess
+
 
 # `--strategy` values per Keras backend: TensorFlow's tf.distribute engines, or Keras' own distribution on JAX.
 from fastclassify.training.choices import JAX_STRATEGIES, STRATEGIES, TF_STRATEGIES  # noqa: F401
@@ -63,9 +65,10 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
     system must be set up before TensorFlow creates its devices.
 
     On the JAX backend the model side is Keras' own: `auto` (or `data_parallel`) sets
-    `keras.distribution.DataParallel` over the local devices when there are several, each device taking
+    `keras.distribution.DataParallel` over the devices when there are several, each device taking
     its share of the batch; TensorFlow's default strategy is returned for the input side (its scope does
-    nothing).
+    nothing). When KERAS_DISTRIBUTION_NUM_PROCESSES says there are several processes, this one first
+    joins the job (`training/multiprocess.py`) and the devices are every process's.
 
     Raises:
       StrategyError: `tpu` without a TPU, `multi_worker` without a usable TF_CONFIG, unknown name, a
@@ -97,9 +100,24 @@ def _jax_data_parallel(name: str) -> tf.distribute.Strategy:
     if name not in JAX_STRATEGIES:
         raise StrategyError(f'--strategy={name} is a TensorFlow strategy; with KERAS_BACKEND=jax use '
                             f'{", ".join(JAX_STRATEGIES)} (data_parallel: keras.distribution.DataParallel)')
+    try:
+        layout = multiprocess.layout_from_env()
+    except multiprocess.LayoutError as e:
+        raise StrategyError(str(e)) from None
+    if layout is not None:
+        if name == 'one_device':
+            raise StrategyError(f'--strategy=one_device but {multiprocess.ENV_NUM_PROCESSES}='
+                                f'{layout.num_processes}: use --strategy=auto or data_parallel')
+        multiprocess.initialize(layout)
     devices = keras.distribution.list_devices()
     if name != 'one_device' and len(devices) > 1:
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        # Each process feeds only its rows of the global batch (pipelines/sharding.py): Keras must not
+        # shard the stream again.
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
+    if layout is not None:
+        logging.info('process %d of %d (coordinator %s)', layout.process_id, layout.num_processes,
+                     layout.coordinator)
     logging.info('--strategy=%s on JAX: %d device(s)', name, num_replicas(tf.distribute.get_strategy()))
     return tf.distribute.get_strategy()
 
@@ -211,9 +229,12 @@ def task(strategy: tf.distribute.Strategy) -> tuple[str | None, int]:
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True on the one process that writes plots, results and the exported model.
 
-    That is the `chief` task when the cluster has one, else worker 0 (Keras' convention); a process
-    outside any cluster (one device, mirrored, TPU) is its own chief.
+    That is the `chief` task when the cluster has one, else worker 0 (Keras' convention), or JAX process
+    0; a process outside any cluster (one device, mirrored, TPU) is its own chief.
     """
+    if keras.backend.backend() == 'jax':
+        import jax  # pylint: disable=import-outside-toplevel
+        return jax.process_index() == 0
     task_type, task_id = task(strategy)
     if task_type is None:
         return True
@@ -233,6 +254,9 @@ def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
     """
     if is_chief(strategy):
         return model_dir
+    if keras.backend.backend() == 'jax':
+        import jax  # pylint: disable=import-outside-toplevel
+        return tempfile.mkdtemp(prefix=f'process-{jax.process_index()}-', dir=None)
     task_type, task_id = task(strategy)
     return tempfile.mkdtemp(prefix=f'{task_type}-{task_id}-', dir=None)
 

@@ -1,0 +1,252 @@
+"""Several JAX processes as one data-parallel job: the layout from Keras' environment variables, a start-up
+with bounded timeouts, each process's share of the batch, and the evaluation that counts each example once."""
+
+import atexit
+import dataclasses
+import functools
+import os
+import sys
+import threading
+import time
+import traceback
+
+import numpy as np
+
+from fastclassify.pipelines import sharding
+
+# The variables `keras.distribution.initialize` reads; every process of the job runs the same command.
+ENV_ADDRESSES = 'KERAS_DISTRIBUTION_JOB_ADDRESSES'
+ENV_NUM_PROCESSES = 'KERAS_DISTRIBUTION_NUM_PROCESSES'
+ENV_PROCESS_ID = 'KERAS_DISTRIBUTION_PROCESS_ID'
+# A peer whose heartbeat stops this long is dead: every other process then exits with one line (seconds).
+# JAX's own heartbeat timeout is twice this: it would abort with a C++ stack trace, ours speaks first.
+PEER_TIMEOUT_S = float(os.environ.get('FASTCLASSIFY_PEER_TIMEOUT_S', '20'))
+_BEAT_INTERVAL_S = 1.0
+_KEYS = 'fastclassify/'
+# How long process 0 waits for the others at start-up and at the final barrier (seconds).
+START_TIMEOUT_S = int(os.environ.get('FASTCLASSIFY_START_TIMEOUT_S', '300'))
+
+
+class LayoutError(Exception):
+    """One line: the KERAS_DISTRIBUTION_* variables do not describe a job this process can join."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """This process's place in the job: the coordinator (process 0's host:port), the count, its id."""
+
+    coordinator: str
+    num_processes: int
+    process_id: int
+
+
+def layout_from_env(environ=None) -> Layout | None:
+    """The job KERAS_DISTRIBUTION_* describes, or None for a one-process run (unset, or 1 process).
+
+    KERAS_DISTRIBUTION_JOB_ADDRESSES is process 0's `host:port` (or every process's, comma-separated, as
+    Keras accepts; the first is the coordinator).
+
+    Raises:
+      LayoutError: a count without an id or address, or values out of range.
+    """
+    environ = os.environ if environ is None else environ
+    count_text = environ.get(ENV_NUM_PROCESSES, '').strip()
+    if not count_text:
+        return None
+    try:
+        count = int(count_text)
+        process_id = int(environ.get(ENV_PROCESS_ID, ''))
+    except ValueError:
+        raise LayoutError(f'{ENV_NUM_PROCESSES}={count_text!r} and {ENV_PROCESS_ID}='
+                          f'{environ.get(ENV_PROCESS_ID)!r} must both be integers; see BUILD.md, '
+                          '"Several hosts on JAX"') from None
+    if count == 1:
+        return None
+    addresses = [a.strip() for a in environ.get(ENV_ADDRESSES, '').split(',') if a.strip()]
+    if count < 1 or not 0 <= process_id < count:
+        raise LayoutError(f'{ENV_PROCESS_ID}={process_id} must be in [0, {ENV_NUM_PROCESSES}={count})')
+    if not addresses:
+        raise LayoutError(f'{ENV_NUM_PROCESSES}={count} needs {ENV_ADDRESSES}=HOST:PORT of process 0 '
+                          '(the coordinator); see BUILD.md, "Several hosts on JAX"')
+    if len(addresses) > 1 and len(addresses) != count:
+        raise LayoutError(f'{ENV_ADDRESSES} names {len(addresses)} processes, {ENV_NUM_PROCESSES}={count}')
+    return Layout(addresses[0], count, process_id)
+
+
+def initialize(layout: Layout) -> None:
+    """Joins the job (`jax.distributed.initialize`, what `keras.distribution.initialize` calls, with
+    bounded timeouts); before any JAX computation.
+
+    CPU devices exchange gradients through gloo (JAX's default CPU client has no cross-process
+    collectives); GPUs use NCCL whatever this says.
+    """
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(
+        coordinator_address=layout.coordinator, num_processes=layout.num_processes,
+        process_id=layout.process_id, initialization_timeout=START_TIMEOUT_S,
+        heartbeat_timeout_seconds=int(2 * PEER_TIMEOUT_S) + 1, shutdown_timeout_seconds=START_TIMEOUT_S)
+    from jax._src import distributed  # pylint: disable=import-outside-toplevel
+    # The coordination service's key-value store is the one channel every process already has.
+    global _watchdog
+    _watchdog = _Watchdog(distributed.global_state.client, layout, PEER_TIMEOUT_S)
+    _watchdog.start()
+    atexit.register(_watchdog.stop)
+
+
+_watchdog = None
+
+
+def mark_finished() -> None:
+    """Tells the other processes that this one ended its run normally: its silence is not a death."""
+    if _watchdog is not None:
+        _watchdog.stop(finished=True)
+
+
+class _Watchdog(threading.Thread):
+    """Beats every second in the coordinator's key-value store and watches the others' beats.
+
+    A process that dies mid-step leaves the others blocked in a collective; JAX's own heartbeat check
+    then aborts them with a C++ stack trace. This ends them first, each with one line, in bounded time:
+    a peer silent for `timeout_s` that did not say it finished, or a coordinator that no longer answers.
+    """
+
+    def __init__(self, client, layout: Layout, timeout_s: float):
+        super().__init__(name='peer-watchdog', daemon=True)
+        self._client, self._layout, self._timeout_s = client, layout, timeout_s
+        self._stopped = threading.Event()
+
+    def run(self):
+        me = self._layout.process_id
+        last_change = {p: (None, time.monotonic()) for p in range(self._layout.num_processes) if p != me}
+        beat = 0
+        while not self._stopped.wait(_BEAT_INTERVAL_S):
+            beat += 1
+            try:
+                self._client.key_value_set(f'{_KEYS}beat/{me}', str(beat), allow_overwrite=True)
+                entries = {k.rstrip('/').split('/')[-2] + '/' + k.rstrip('/').split('/')[-1]: v
+                           for k, v in self._client.key_value_dir_get(_KEYS)}
+            except Exception as e:  # pylint: disable=broad-except
+                if not self._stopped.is_set():
+                    _die(f'process {me} of {self._layout.num_processes} lost the coordinator (process 0 at '
+                         f'{self._layout.coordinator}): {(str(e).strip().splitlines() or [""])[0][:160]}')
+                return
+            now = time.monotonic()
+            for peer, (value, since) in last_change.items():
+                if f'done/{peer}' in entries:
+                    continue
+                current = entries.get(f'beat/{peer}')
+                if current != value:
+                    last_change[peer] = (current, now)
+                elif now - since > self._timeout_s:
+                    _die(f'process {peer} of {self._layout.num_processes} sent no heartbeat for '
+                         f'{now - since:.0f} s (it died or failed; see its log)')
+
+    def stop(self, finished: bool = False) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if finished:
+            try:
+                self._client.key_value_set(f'{_KEYS}done/{self._layout.process_id}', '1',
+                                           allow_overwrite=True)
+            except Exception:  # pylint: disable=broad-except
+                pass  # the coordinator is gone too; nobody is left to mislead
+
+
+def active() -> bool:
+    """True in a process of a multi-process job (after `initialize`)."""
+    return _watchdog is not None
+
+
+def exit_now(code: int) -> None:
+    """Ends a process of a multi-process job at once: JAX's exit-time shutdown barrier would wait for
+    processes that are still blocked in a step with this one, then abort with a C++ stack trace."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def on_failure(error: BaseException) -> None:
+    """Ends a multi-process job's process on an error that escaped the run; returns when alone.
+
+    A peer that died shows first as a failed collective (gloo: "Connection closed by peer"): the
+    watchdog then names the peer within `PEER_TIMEOUT_S`, or the collective's error is the one line.
+    Any other error is this process's own: its traceback, then out.
+    """
+    if _watchdog is None:
+        return
+    if isinstance(error, SystemExit):  # a one-line error, already printed
+        exit_now(error.code if isinstance(error.code, int) else 1)
+    text = str(error)
+    if type(error).__name__ in ('JaxRuntimeError', 'XlaRuntimeError') and any(
+            k in text for k in ('Gloo', 'gloo', 'NCCL', 'peer', 'UNAVAILABLE')):
+        _watchdog.join(PEER_TIMEOUT_S + 2 * _BEAT_INTERVAL_S)
+        _die(f'a collective with the other processes failed ({text.strip().splitlines()[0][:200]}); '
+             'a process died or failed, see its log')
+    traceback.print_exception(error)
+    exit_now(1)
+
+
+def _die(message: str) -> None:
+    # os._exit: the others are blocked in a collective that will never complete, and JAX's exit-time
+    # shutdown barrier would wait for the dead process too.
+    print(f'multi-process job stopped: {message}. Rerun the same command on every host; it resumes '
+          'from the last backup.', file=sys.stderr, flush=True)
+    exit_now(3)
+
+
+def process_share() -> sharding.ProcessShare:
+    """This process's rows of each global batch (everything when alone or not on JAX).
+
+    Raises:
+      LayoutError: processes with different device counts (the batch splits by device).
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+    if keras.backend.backend() != 'jax':
+        return sharding.ALONE
+    import jax  # pylint: disable=import-outside-toplevel
+    if jax.process_count() == 1:
+        return sharding.ALONE
+    if jax.local_device_count() * jax.process_count() != jax.device_count():
+        raise LayoutError(f'process {jax.process_index()} has {jax.local_device_count()} of the job\'s '
+                          f'{jax.device_count()} devices: every process needs the same number')
+    return sharding.ProcessShare(jax.process_index(), jax.process_count())
+
+
+def process_rows(share: sharding.ProcessShare, *tensors):
+    """This process's contiguous rows of each (evaluation) batch whose length is a multiple of count."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    n = tf.shape(tensors[0])[0] // share.count
+    return tuple(t[share.index * n:(share.index + 1) * n] for t in tensors)
+
+
+def global_predictor(trainer, replicas: int, share: sharding.ProcessShare):
+    """`predict(images) -> probabilities` for a batch every process holds whole: each process feeds only
+    its rows to its devices, and every process gets all the probabilities back (one all-gather in XLA).
+
+    Keras' `predict_on_batch` cannot: it copies a global output to NumPy, which JAX refuses for arrays
+    spread over other processes' devices.
+    """
+    import jax  # pylint: disable=import-outside-toplevel
+    import keras  # pylint: disable=import-outside-toplevel
+    from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=import-outside-toplevel
+
+    distribution = keras.distribution.distribution()
+    mesh = distribution.device_mesh.backend_mesh
+    rows = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
+
+    @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, PartitionSpec()))
+    def forward(trainable, non_trainable, images):
+        return trainer.stateless_call(trainable, non_trainable, images, training=False)[0]
+
+    def predict(images):
+        images = np.asarray(images)
+        padded = np.concatenate([images, np.zeros(((-len(images)) % replicas,) + images.shape[1:],
+                                                  images.dtype)])
+        local = padded[share.rows(len(padded))]
+        out = forward([v.value for v in trainer.trainable_variables],
+                      [v.value for v in trainer.non_trainable_variables],
+                      jax.make_array_from_process_local_data(rows, local))
+        return np.asarray(out)[:len(images)]
+    return predict

@@ -20,7 +20,7 @@ def run(examples: int, image_size: int, batch_size: int, workers=(0, 1, 2)) -> l
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from benchmarks.timing import time_batches  # pylint: disable=import-outside-toplevel
-    from cli.data_service import start_dispatcher, start_worker  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines.service_servers import start_dispatcher, start_worker  # pylint: disable=import-outside-toplevel
     from fastclassify.pipelines import data_service, synthetic  # pylint: disable=import-outside-toplevel
 
     blobs, labels = synthetic.encoded_examples(examples, 257, size_range=(200, 500))

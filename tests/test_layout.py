@@ -45,3 +45,27 @@ def test_the_scan_sees_imports_inside_functions_and_type_checking_blocks(tmp_pat
     path.write_text('import typing\nif typing.TYPE_CHECKING:\n    import benchmarks.timing\n'
                     'def f():\n    from training.config import TrainConfig\n')
     assert _imports(str(path)) == {'typing', 'benchmarks', 'training'}
+
+
+def _command_files():
+    """Each command's files: train.py, cli/, benchmarks/, examples/ (the checkout's commands)."""
+    yield 'train.py', os.path.join(ROOT, 'train.py')
+    for command in ('cli', 'benchmarks', 'examples'):
+        for folder, _, files in os.walk(os.path.join(ROOT, command)):
+            for name in files:
+                if name.endswith('.py'):
+                    yield command, os.path.join(folder, name)
+
+
+def test_commands_call_the_library_never_each_other_and_nothing_imports_tests():
+    others = {'train.py': {'train', 'cli', 'benchmarks', 'examples'}, 'cli': {'train', 'benchmarks', 'examples'},
+              'benchmarks': {'train', 'cli', 'examples'}, 'examples': {'train', 'cli', 'benchmarks'}}
+    found = []
+    for command, path in _command_files():
+        found += [f'{os.path.relpath(path, ROOT)} imports {bad}'
+                  for bad in sorted(_imports(path) & (others[command] | {'tests'}))]
+    for package in ('pipelines', 'models', 'training', 'fastclassify'):
+        for folder, _, files in os.walk(os.path.join(ROOT, package)):
+            found += [f'{os.path.relpath(os.path.join(folder, n), ROOT)} imports tests' for n in files
+                      if n.endswith('.py') and 'tests' in _imports(os.path.join(folder, n))]
+    assert found == []

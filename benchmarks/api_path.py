@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,13 +106,15 @@ def main() -> None:
         rows['train.py epochs'].append(args.batch_size / steady['per_step_seconds']['total'])
     os.unlink(f.name)
     best = {k: max(v) for k, v in rows.items()}
+    median = {k: statistics.median(v) for k, v in rows.items()}
     for name, value in best.items():
-        print(f'{name:16s} {value:8.1f} img/s   (runs: {", ".join(f"{v:.1f}" for v in rows[name])})')
-    print(f'api / train.py steps  = {best["api"] / best["train.py steps"]:.3f}')
-    print(f'api / train.py epochs = {best["api"] / best["train.py epochs"]:.3f}')
+        print(f'{name:16s} best {value:8.1f} img/s, median {median[name]:8.1f}   '
+              f'(runs: {", ".join(f"{v:.1f}" for v in rows[name])})')
+    for of in ('train.py steps', 'train.py epochs'):
+        print(f'api / {of:15s} = {best["api"] / best[of]:.3f} (best), {median["api"] / median[of]:.3f} (median)')
     if args.json:
         args.json.write_text(json.dumps({'settings': vars(args) | {'work': str(args.work), 'json': str(args.json)},
-                                         'images_per_sec': rows, 'best': best}, indent=1))
+                                         'images_per_sec': rows, 'best': best, 'median': median}, indent=1))
 
 
 if __name__ == '__main__':

@@ -240,7 +240,8 @@ def plan(part: str, s: Sizes, work_dir: str, data: dict) -> list[Run]:
         return [
             Run('input_cifar', part, (
                 '-m', 'benchmarks.input_pipeline', '--dataset=cifar100', f'--examples={s.cifar_input_examples}',
-                '--batch_size=512', f'--min_seconds={s.input_min_seconds:g}', '--nobaselines',
+                f'--batch_size={min(512, s.cifar_input_examples // 2)}', f'--min_seconds={s.input_min_seconds:g}',
+                '--nobaselines',
                 f'--json={os.path.join(reports, "input_cifar.json")}'),
                 os.path.join(reports, 'input_cifar.json'), 'input'),
             Run('input_caltech', part, (

@@ -185,7 +185,7 @@ def ceilings_main(argv) -> int:
     What the augmentation share needs (`1 - ceiling(policy) / ceiling(none)`), without `--benchmark`'s real
     loop, which compiles a second step and trains two epochs per policy: on a lent GPU, minutes saved.
     """
-    import train  # pylint: disable=import-outside-toplevel  # defines train.py's flags
+    import train  # pylint: disable=import-outside-toplevel  # its flags were defined before parsing
     from absl import flags  # pylint: disable=import-outside-toplevel
     from fastclassify.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
     del argv
@@ -218,6 +218,7 @@ def ceilings_main(argv) -> int:
 
 if __name__ == '__main__':
     from absl import app, flags as absl_flags  # pylint: disable=import-outside-toplevel
+    import train  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import  # train.py's flags
     absl_flags.DEFINE_string('ceiling_policies', 'none', 'Augmentation policies whose ceilings are measured.')
     absl_flags.DEFINE_string('ceiling_json', 'ceilings.json', 'Where the ceilings go.')
     app.run(ceilings_main)

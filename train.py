@@ -58,7 +58,8 @@ flags.DEFINE_float('dropout', 0.2, 'Dropout rate of the head.')
 flags.DEFINE_integer('image_size', None, 'Training image side in pixels.')
 flags.DEFINE_string('precision', 'auto', 'auto | float32 | mixed_float16 | mixed_bfloat16.')
 flags.DEFINE_string('jit_compile', 'auto', 'XLA for the train step: auto | true | false.')
-flags.DEFINE_integer('steps_per_execution', 1, 'Train steps per compiled call.')
+flags.DEFINE_string('steps_per_execution', 'auto', 'Train steps per compiled call, or auto: the largest that '
+                    'divides the epoch and --checkpoint_every_steps within ~100 ms of device work.')
 flags.DEFINE_integer('freeze_backbone_epochs', 0, 'Train only the head for this many epochs first.')
 # Optimization.
 flags.DEFINE_string('batch_size', None, 'Global batch size (all replicas together), or "auto".')

@@ -8,7 +8,11 @@ processes (API, train.py, API, train.py... so a drifting machine load hits both 
   `fit(data)`; its epochs after the first (compilation) are timed by a callback.
 - train.py: the same data, model, policy, batch and cache through `train.py`; its steady-state split
   from results.json: train steps alone, and whole epochs (with its backups, checkpoints, plots).
-Prints images/s of each (the best of the repeats) and api over train.py.
+Prints images/s of each (the best and the median of the repeats) and api over train.py.
+
+`--streams` instead compares, in ONE process on one compiled model, the API's finite epoch-per-iteration
+stream (`fit(data)`) with train.py's kind of stream (infinite, `steps_per_epoch`), alternating, so load
+drift between processes cannot make the difference.
 """
 
 import argparse
@@ -51,6 +55,41 @@ print(json.dumps({'steps': data.steps_per_epoch * len(steady), 'seconds': sum(st
 '''
 
 
+_STREAMS_RUN = r'''
+import json, sys, time
+import fastclassify, keras
+from fastclassify.augment import _training_batches
+folder, data_dir, size, batch, epochs, model_name, repeats = sys.argv[1:8]
+size, batch, epochs, repeats = int(size), int(batch), int(epochs), int(repeats)
+data = fastclassify.load(folder, image_size=size, batch_size=batch, cache='device', validation_split=0,
+                         data_dir=data_dir)
+keras.utils.set_random_seed(0)
+model = fastclassify.build_model(model_name, num_classes=data.num_classes, image_size=size)
+trainer = fastclassify.AugmentedModel(model, augment='flip_crop', data=data)
+trainer.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), jit_compile=False)
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__(); self.seconds = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+trainer.fit(data, epochs=1, verbose=0)  # compiles
+rows = {'finite epochs (api)': [], 'infinite stream (train.py)': []}
+for _ in range(repeats):
+    timer = EpochTimer()
+    trainer.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
+    rows['finite epochs (api)'].append(data.steps_per_epoch * batch * epochs / sum(timer.seconds))
+    timer = EpochTimer()
+    keras.Model.fit(trainer, _training_batches(data.train_indices.repeat()), steps_per_epoch=data.steps_per_epoch,
+                    epochs=epochs, verbose=0, callbacks=[timer], shuffle=False)
+    rows['infinite stream (train.py)'].append(data.steps_per_epoch * batch * epochs / sum(timer.seconds))
+print(json.dumps(rows))
+'''
+
+
 def _write_folder(root: pathlib.Path, examples: int, classes: int, size: int) -> None:
     from fastclassify.pipelines import synthetic  # pylint: disable=import-outside-toplevel
     blobs, labels = synthetic.encoded_examples(examples, classes, size_range=(size, size))
@@ -78,6 +117,7 @@ def main() -> None:
     parser.add_argument('--model', default='cifar_resnet9')
     parser.add_argument('--repeats', type=int, default=2)
     parser.add_argument('--json', type=pathlib.Path, default=None)
+    parser.add_argument('--streams', action='store_true', help='in one process: the two streams, alternating')
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error(f'--epochs={args.epochs}: at least 2 (the first carries compilation and is not timed)')
@@ -86,6 +126,20 @@ def main() -> None:
     folder, data_dir = args.work / 'photos', args.work / 'tfds'
     _write_folder(folder, args.examples, args.classes, args.image_size)
     env = {**os.environ, 'PYTHONPATH': REPO, 'TF_CPP_MIN_LOG_LEVEL': '2'}
+    if args.streams:
+        with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:
+            f.write(_STREAMS_RUN)
+        rows = json.loads(_run([sys.executable, f.name, str(folder), str(data_dir), str(args.image_size),
+                                str(args.batch_size), str(args.epochs), args.model, str(args.repeats)],
+                               env).strip().splitlines()[-1])
+        os.unlink(f.name)
+        for name, values in rows.items():
+            print(f'{name:28s} median {statistics.median(values):8.1f} img/s   '
+                  f'(runs: {", ".join(f"{v:.1f}" for v in values)})')
+        if args.json:
+            args.json.write_text(json.dumps({'settings': {k: str(v) for k, v in vars(args).items()},
+                                             'images_per_sec': rows}, indent=1))
+        return
     with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:
         f.write(_API_RUN)
     api_args = [sys.executable, f.name, str(folder), str(data_dir), str(args.image_size), str(args.batch_size),

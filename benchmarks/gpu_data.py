@@ -1,14 +1,16 @@
 """Offline data for the GPU figures, in the real on-disk formats, prepared by the real builders.
 
-Caltech-256-shaped: a `256_ObjectCategories.tar` of photo-like JPEGs (257 class folders) written by
-`pipelines.caltech256.make_dummy_data` and prepared by our builder (`--allow_modified_archive`).
-CIFAR-100-shaped: `cifar-100-binary` files written by `tests.fake_cifar` (the tests' generator of the
-real format, shared rather than copied) and prepared by TFDS's own `cifar100` builder, whose one network
-call is replaced by the extracted folder. Nothing touches the network.
+Caltech-256-shaped: a `256_ObjectCategories.tar` of photo-like JPEGs (257 class folders) planned by
+`pipelines.caltech256.make_dummy_data`, encoded on every core, and prepared by our builder
+(`--allow_modified_archive`). CIFAR-100-shaped: `cifar-100-binary` files written by
+`benchmarks.cifar_binary` (the tests use the same generator) and prepared by TFDS's own `cifar100` builder,
+whose one network call is replaced by the extracted folder. Nothing touches the network.
 """
 
+import concurrent.futures
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 import time
@@ -82,8 +84,12 @@ def caltech256(work_dir: str, num_files: int, *, seed: int = 0) -> PreparedData:
     from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel
     from fastclassify.pipelines.caltech256 import archive, make_dummy_data  # pylint: disable=import-outside-toplevel
     manual = folder / 'manual'
-    make_dummy_data.write_tar(manual / archive.ARCHIVE_NAME,
-                              make_dummy_data.full_size_members(num_files, seed=seed))
+    plan = make_dummy_data.full_size_plan(num_files, seed=seed)
+    # The JPEG encoding is the generation's cost: one process per core (a lent machine has 16).
+    with concurrent.futures.ProcessPoolExecutor(os.cpu_count()) as pool:
+        images = pool.map(make_dummy_data.plan_image, [a for _, a in plan if a is not None], chunksize=32)
+        members = [(name, None if args is None else next(images)) for name, args in plan]
+    make_dummy_data.write_tar(manual / archive.ARCHIVE_NAME, members)
     builder = sources.prepare(sources.SourceConfig(
         dataset='caltech256', data_dir=str(data_dir), manual_dir=str(manual), allow_modified_archive=True,
         download=False))
@@ -109,10 +115,10 @@ def cifar100(work_dir: str, train: int, test: int, *, seed: int = 0) -> Prepared
     _hide_gpus_from_tensorflow()
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     from fastclassify.pipelines import sources  # pylint: disable=import-outside-toplevel
-    from tests import fake_cifar  # pylint: disable=import-outside-toplevel
-    extracted = fake_cifar.write_cifar100_binary(folder / 'extracted', {'train': train, 'test': test},
-                                                 separable_classes=100, seed=seed)
-    with fake_cifar.offline_download(extracted):
+    from benchmarks import cifar_binary  # pylint: disable=import-outside-toplevel
+    extracted = cifar_binary.write_cifar100_binary(folder / 'extracted', {'train': train, 'test': test},
+                                                   separable_classes=100, seed=seed)
+    with cifar_binary.offline_download(extracted):
         builder = tfds.builder('cifar100', data_dir=str(data_dir))
         builder.download_and_prepare()
     splits = _plain(sources.split_sizes(builder))

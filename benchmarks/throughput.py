@@ -21,7 +21,7 @@ from benchmarks import hardware
 from fastclassify.models.builder import build_model
 from fastclassify.models.precision import resolve_jit_compile, resolve_precision
 from fastclassify.pipelines.augment import Augmenter
-from fastclassify.training import loop
+from fastclassify.training import execution, loop
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer
 from fastclassify.training.trainer import Trainer, training_stream
@@ -31,7 +31,10 @@ _SCRATCH = 'benchmark-run'  # the measured run's folder under --model_dir, remov
 
 
 class _StepTimer(keras.callbacks.Callback):
-    """Wall time of the steps after `warmup` (compilation and pipeline start-up excluded)."""
+    """Wall time of the steps after `warmup` (compilation and pipeline start-up excluded).
+
+    Called once per execution: timing starts at the end of the first call that reaches `warmup` steps.
+    """
 
     def __init__(self, warmup: int):
         super().__init__()
@@ -41,11 +44,12 @@ class _StepTimer(keras.callbacks.Callback):
         self.steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 == self.warmup:
-            self.start = time.perf_counter()
-        elif batch + 1 > self.warmup:
+        if self.start is None:
+            if batch + 1 >= self.warmup:
+                self.start, self._started_at = time.perf_counter(), batch + 1
+        else:
             self.end = time.perf_counter()
-            self.steps = batch + 1 - self.warmup
+            self.steps = batch + 1 - self._started_at
 
 
 def measure_ceiling(cfg: TrainConfig, strategy, *, steps: int, warmup: int) -> dict:
@@ -53,7 +57,7 @@ def measure_ceiling(cfg: TrainConfig, strategy, *, steps: int, warmup: int) -> d
 
     A pool of 4 batches of random pixels sits in a DeviceCache; the stream carries only indices and
     labels, so the step never waits for the host. Same model, augmentation, optimizer, precision and
-    compilation as the run.
+    compilation as the run, and the same steps per execution (`auto`: measured here the way the run does).
     """
     batch = cfg.pipeline.batch_size
     size = cfg.pipeline.cache_size
@@ -69,6 +73,11 @@ def measure_ceiling(cfg: TrainConfig, strategy, *, steps: int, warmup: int) -> d
         optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=steps + warmup, epochs=1,
                                     global_batch_size=batch)
         loop.compile_trainer(trainer, cfg, optimizer, resolve_jit_compile(cfg.run.jit_compile))
+        k = execution.resolve(trainer, cfg.run.steps_per_execution, steps_per_epoch=steps, checkpoint_every_steps=0,
+                              batch=execution.dummy_batch(batch, size, device_cache=True))
+        execution.apply(trainer, k)
+    # Whole calls of k steps: the warm-up rounded up to one, then `steps` (a multiple of k).
+    warmup = -(-warmup // k) * k
     timer = _StepTimer(warmup)
     trainer.fit(training_stream(indices), epochs=1, steps_per_epoch=warmup + steps,
                 callbacks=[timer], verbose=0, shuffle=False)
@@ -167,3 +176,49 @@ def _print(report: dict) -> None:
     print(f'end-to-end / ceiling = {report["end_to_end_over_ceiling"]:.3f}; input-bound: '
           f'{"yes" if report["input_bound"] else "no"} (measured input wait: {wait_text})',
           flush=True)
+
+
+def ceilings_main(argv) -> int:
+    """`python -m benchmarks.throughput --ceiling_policies=none,randaugment+mixup --ceiling_json=PATH [train.py
+    flags]`: the train-step ceiling alone (no training loop), once per augmentation policy, in one process.
+
+    What the augmentation share needs (`1 - ceiling(policy) / ceiling(none)`), without `--benchmark`'s real
+    loop, which compiles a second step and trains two epochs per policy: on a lent GPU, minutes saved.
+    """
+    import train  # pylint: disable=import-outside-toplevel  # its flags were defined before parsing
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    from fastclassify.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
+    del argv
+    flag_values = flags.FLAGS
+    train.select_backend()
+    report, strategy = {'backend': None, 'device': hardware.summary(), 'ceilings': {}}, None
+    for policy in [p for p in flag_values.ceiling_policies.split(',') if p]:
+        flag_values.augment = policy
+        cfg = train.config_from_flags()
+        if strategy is None:
+            strategy = strategy_lib.build_strategy(cfg.run.strategy)
+        keras.utils.set_random_seed(cfg.run.seed)
+        precision = resolve_precision(cfg.run.precision)
+        keras.mixed_precision.set_global_policy(precision)
+        steps = cfg.run.steps_per_epoch or 20
+        start = time.perf_counter()
+        row = measure_ceiling(cfg, strategy, steps=steps, warmup=3)
+        row['wall_s'] = time.perf_counter() - start
+        report['ceilings'][policy] = row
+        report.update(backend=keras.backend.backend(), model=cfg.model.name, image_size=cfg.model.image_size,
+                      batch_size=cfg.pipeline.batch_size, precision=precision)
+        print(f'ceiling with {policy}: {row["images_per_sec"]:,.1f} images/s ({row["wall_s"]:.0f} s with '
+              f'compilation)', flush=True)
+        keras.backend.clear_session()
+    with open(flag_values.ceiling_json, 'w') as f:
+        json.dump(report, f, indent=2)
+    print(f'wrote {flag_values.ceiling_json}')
+    return 0
+
+
+if __name__ == '__main__':
+    from absl import app, flags as absl_flags  # pylint: disable=import-outside-toplevel
+    import train  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import  # train.py's flags
+    absl_flags.DEFINE_string('ceiling_policies', 'none', 'Augmentation policies whose ceilings are measured.')
+    absl_flags.DEFINE_string('ceiling_json', 'ceilings.json', 'Where the ceilings go.')
+    app.run(ceilings_main)

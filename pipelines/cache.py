@@ -22,7 +22,8 @@ from fastclassify.pipelines.choices import CACHE_CHOICES  # noqa: F401  (checked
 
 # In every file cache's header: bump it when the file layout changes, or when decode.py changes what it
 # produces for the same settings; a file of another version is reported and rebuilt, never read.
-FILE_CACHE_VERSION = 2
+# 3: large JPEGs decoded at DCT scale (decode.MARGIN), pixels ~1 unit off version 2's.
+FILE_CACHE_VERSION = 3
 
 _FILE_SUFFIX = '.u8cache'
 _PARTIAL_TAG = '.partial-'

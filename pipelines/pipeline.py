@@ -263,13 +263,14 @@ def carve_validation(split: str, num_examples: int, fraction: float) -> tuple[st
     return f'{split}[:{num_train}]', f'{split}[{num_train}:]', num_train, num_val
 
 
-def decode_for_cache(records: tf.data.Dataset, size: int) -> tf.data.Dataset:
+def decode_for_cache(records: tf.data.Dataset, size: int, *, scaled_jpeg: bool = True) -> tf.data.Dataset:
     """The one decode + resize of encoded records into (uint8 [S, S, 3], int32) for a cache; nothing random.
 
     Parallel, but order-preserving even when training is not deterministic: the cache's order (and with it
-    what a seed means) must not depend on thread timing.
+    what a seed means) must not depend on thread timing. `scaled_jpeg`: see `decode.make_decoder`.
     """
-    return records.map(decode.make_decoder(size), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return records.map(decode.make_decoder(size, scaled_jpeg=scaled_jpeg), num_parallel_calls=AUTOTUNE,
+                       deterministic=True)
 
 
 def _per_replica_batch(cfg: PipelineConfig, input_context: tf.distribute.InputContext | None) -> int:

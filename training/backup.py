@@ -159,6 +159,7 @@ class BackupCallback(keras.callbacks.Callback):
         self._epoch_base = self.global_step
 
     def on_train_batch_end(self, batch, logs=None):
+        # Once per execution: `batch` is its last step (k steps per call divide `every_steps`).
         self.global_step = self._epoch_base + batch + 1
         if not _finite(logs):
             return

@@ -136,7 +136,8 @@ class HistoryCallback(keras.callbacks.Callback):
 class ThroughputCallback(keras.callbacks.Callback):
     """Prints one summary line per epoch with training images/s (validation excluded).
 
-    The first step of each `fit` call is left out of the rate: it includes tracing and compilation.
+    The first execution of each `fit` call (one step, or `--steps_per_execution` of them) is left out of
+    the rate: it includes tracing and compilation.
     """
 
     def __init__(self, global_batch_size: int, epochs: int):
@@ -156,7 +157,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         now = time.perf_counter()
         done = batch + 1 - self._steps
         self._steps = batch + 1
-        if not (self._first_epoch_of_fit and batch == 0):
+        if not (self._first_epoch_of_fit and self._steps == done):  # not the fit's first execution
             self._seconds += now - self._last_end
             self._timed_steps += done
         self._last_end = now
@@ -173,7 +174,12 @@ class ThroughputCallback(keras.callbacks.Callback):
 
 
 class NonFiniteLossCallback(keras.callbacks.Callback):
-    """Stops training at the first NaN/Inf loss; the backups made before it stay intact."""
+    """Stops training at the first NaN/Inf loss; the backups made before it stay intact.
+
+    It reads the logs Keras already brought to the host after each execution: `loss` there is the epoch's
+    running mean, accumulated on the device, so one non-finite step in an execution of k makes it
+    non-finite at that execution's end (no per-step read), and `tripped_at` is that execution's last step.
+    """
 
     def __init__(self):
         super().__init__()

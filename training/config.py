@@ -10,6 +10,7 @@ from fastclassify.pipelines.augment import AugmentConfig
 from fastclassify.pipelines.data_service import DEFAULT_STALL_TIMEOUT_S, MODES as DATA_SERVICE_MODES
 from fastclassify.pipelines.pipeline import PipelineConfig
 from fastclassify.pipelines.sources import SourceConfig
+from fastclassify.training import execution
 from fastclassify.training.backend import BACKENDS
 from fastclassify.training.optimizers import OptimizerConfig
 from fastclassify.training.strategy import STRATEGIES
@@ -45,7 +46,9 @@ class RunConfig:
       synthetic_data: random tensors of the dataset's shape instead of the dataset.
       precision: Keras dtype policy; `auto` picks per accelerator.
       jit_compile: XLA for the train step; `auto` uses it on GPU/TPU.
-      steps_per_execution: train steps per compiled call (fewer host round trips).
+      steps_per_execution: train steps per compiled call (fewer host round trips): a number, or `auto`
+        (the largest that divides the epoch and the backup period within ~100 ms of device work, from a
+        short measured warm-up; training/execution.py).
       label_smoothing: for the cross-entropy loss.
       freeze_backbone_epochs: epochs that train only the head before the backbone is unfrozen.
       checkpoint_every_steps: in-epoch backup period for resuming after a kill; 0 = epoch ends only.
@@ -68,7 +71,7 @@ class RunConfig:
     synthetic_data: bool = False
     precision: str = 'auto'
     jit_compile: str = 'auto'
-    steps_per_execution: int = 1
+    steps_per_execution: int | str = execution.AUTO
     label_smoothing: float = 0.0
     freeze_backbone_epochs: int = 0
     checkpoint_every_steps: int = 0
@@ -90,14 +93,16 @@ class RunConfig:
             raise ValueError(f'--seed={self.seed} is not valid; it must be an integer in 0..{MAX_SEED}')
         _check_positive('epochs', self.epochs)
         _check_positive('steps_per_epoch', self.steps_per_epoch, allow_zero=True)
-        _check_positive('steps_per_execution', self.steps_per_execution)
+        # Frozen: the one normalisation ('8' -> 8) happens here, before anyone reads it.
+        object.__setattr__(self, 'steps_per_execution', execution.parse_flag(self.steps_per_execution))
         _check_positive('freeze_backbone_epochs', self.freeze_backbone_epochs, allow_zero=True)
         _check_positive('checkpoint_every_steps', self.checkpoint_every_steps, allow_zero=True)
         # Keras runs whole executions: an epoch (or backup period) that is not a multiple would train
-        # extra steps and break the step count a resume relies on.
+        # extra steps and break the step count a resume relies on (`auto` picks a k that divides both).
+        fixed = self.steps_per_execution if self.steps_per_execution != execution.AUTO else 1
         for flag, steps in (('steps_per_epoch', self.steps_per_epoch),
                             ('checkpoint_every_steps', self.checkpoint_every_steps)):
-            if steps % self.steps_per_execution:
+            if steps % fixed:
                 raise ValueError(f'--{flag}={steps} is not valid with --steps_per_execution='
                                  f'{self.steps_per_execution}; it must be a multiple of it')
         _check_choice('precision', self.precision, PRECISIONS)

@@ -18,8 +18,8 @@ from fastclassify.models.precision import apply_precision, resolve_jit_compile
 from fastclassify.pipelines import folder_lock, sharding, sources
 from fastclassify.pipelines.augment import Augmenter
 from fastclassify.pipelines.pipeline import Inputs, build_inputs, build_synthetic_inputs
-from fastclassify.training import (backup, callbacks, evaluation, multiprocess, progress, strategy as strategy_lib,
-                                   time_split)
+from fastclassify.training import (backup, callbacks, evaluation, execution, multiprocess, progress,
+                                   strategy as strategy_lib, time_split)
 from fastclassify.training.batch_size import find_max_batch_size, is_out_of_memory
 from fastclassify.training.config import TrainConfig
 from fastclassify.training.optimizers import build_optimizer, ema_callbacks
@@ -90,14 +90,21 @@ def load_inputs(cfg: TrainConfig, *, input_context=None, job_suffix: str = '',
 
 
 def compile_trainer(trainer: Trainer, cfg: TrainConfig, optimizer, jit_compile: bool) -> None:
+    """Compiles with the run's loss and metrics; `--steps_per_execution=auto` compiles 1 (resolved later)."""
     trainer.compile(
         optimizer=optimizer,
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.run.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name='accuracy'),
                  keras.metrics.TopKCategoricalAccuracy(k=5, name='top5')],
         jit_compile=jit_compile,
-        steps_per_execution=cfg.run.steps_per_execution,
+        steps_per_execution=_fixed_steps_per_execution(cfg),
     )
+
+
+def _fixed_steps_per_execution(cfg: TrainConfig) -> int:
+    """The flag's number, or 1 for `auto` (the warm-up runs one step per call)."""
+    setting = cfg.run.steps_per_execution
+    return 1 if setting == execution.AUTO else setting
 
 
 def _resolve_batch_size(cfg: TrainConfig, replicas: int) -> TrainConfig:
@@ -154,8 +161,9 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     except tf.errors.DataLossError as e:
         raise _data_loss(cfg, e) from None
     batch_size = train_cfg.pipeline.batch_size  # the pipeline refused one larger than the split
+    # `auto` picks a k that divides the epoch, so the split's whole epoch stays.
     steps_per_epoch = cfg.run.steps_per_epoch or _whole_executions(inputs.steps_per_epoch,
-                                                                   cfg.run.steps_per_execution)
+                                                                   _fixed_steps_per_execution(cfg))
     print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
           f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
     replicas = strategy_lib.num_replicas(strategy)
@@ -275,8 +283,9 @@ def _train(plan: _Plan, run_dir: RunDir, *, chief: bool, restore_from: str | Non
     classifier, trainer = _build(plan)
     restore_from = restore_from or run_dir.backup
     global_step, frozen = _restore(plan, classifier, trainer, restore_from, run_dir)
+    steps_per_execution = _resolve_steps_per_execution(plan, trainer, global_step)
     cbs = _callbacks(plan, run_dir, classifier, chief=chief, global_step=global_step)
-    _fit_phases(plan, classifier, trainer, cbs, frozen=frozen)
+    _fit_phases(plan, classifier, trainer, cbs, frozen=frozen, steps_per_execution=steps_per_execution)
     print(cbs.timed.total.line(), flush=True)
 
     if cbs.nan.tripped_at is not None:
@@ -299,8 +308,27 @@ def _build(plan: _Plan) -> tuple[keras.Model, Trainer]:
     return classifier, trainer
 
 
+def _resolve_steps_per_execution(plan: _Plan, trainer: Trainer, global_step: int) -> int:
+    """The run's steps per execution (`auto`: measured on the restored, compiled trainer), applied."""
+    cfg = plan.cfg
+    multi_process = isinstance(plan.strategy, tf.distribute.MultiWorkerMirroredStrategy) or (
+            keras.backend.backend() == 'jax' and _jax_process_count() > 1)
+    batch = execution.dummy_batch(cfg.pipeline.batch_size, cfg.pipeline.cache_size,
+                                  device_cache=plan.inputs.device_cache is not None)
+    k = execution.resolve(trainer, cfg.run.steps_per_execution, steps_per_epoch=plan.steps_per_epoch,
+                          checkpoint_every_steps=cfg.run.checkpoint_every_steps, batch=batch,
+                          steps_done_in_epoch=global_step % plan.steps_per_epoch, multi_process=multi_process)
+    execution.apply(trainer, k)
+    return k
+
+
+def _jax_process_count() -> int:
+    import jax  # pylint: disable=import-outside-toplevel
+    return jax.process_count()
+
+
 def _start_phase(plan: _Plan, classifier: keras.Model, trainer: Trainer, *, frozen: bool,
-                 global_step: int) -> None:
+                 global_step: int, steps_per_execution: int | None = None) -> None:
     """Freezes or unfreezes the backbone and compiles with a fresh optimizer for that phase.
 
     Keras optimizers hold slots (and EMA averages) for exactly the variables they were built
@@ -314,6 +342,8 @@ def _start_phase(plan: _Plan, classifier: keras.Model, trainer: Trainer, *, froz
         optimizer = build_optimizer(cfg.optimizer, steps_per_epoch=plan.steps_per_epoch,
                                     epochs=cfg.run.epochs, global_batch_size=cfg.pipeline.batch_size)
         compile_trainer(trainer, cfg, optimizer, plan.jit_compile)
+        if steps_per_execution is not None:
+            execution.apply(trainer, steps_per_execution)
         trainer.optimizer.iterations.assign(global_step)
 
 
@@ -362,7 +392,7 @@ def _callbacks(plan: _Plan, run_dir: RunDir, classifier: keras.Model, *, chief: 
 
 
 def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callbacks, *,
-                frozen: bool) -> None:
+                frozen: bool, steps_per_execution: int) -> None:
     """Calls `fit` once per phase (frozen backbone, then all of it) or for the rest of an interrupted
     epoch, until the last epoch, a SIGTERM or a non-finite loss."""
     inputs, strategy, steps_per_epoch = plan.inputs, plan.strategy, plan.steps_per_epoch
@@ -392,7 +422,8 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
         while epoch < epochs and not (backup_cb.preempted or cbs.nan.tripped_at is not None):
             want_frozen = epoch < freeze_epochs
             if want_frozen != frozen:
-                _start_phase(plan, classifier, trainer, frozen=want_frozen, global_step=backup_cb.global_step)
+                _start_phase(plan, classifier, trainer, frozen=want_frozen, global_step=backup_cb.global_step,
+                             steps_per_execution=steps_per_execution)
                 frozen = want_frozen
             # An interrupted epoch is finished alone, with only the steps it still owes.
             end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)

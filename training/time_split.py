@@ -10,6 +10,7 @@ import threading
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -148,15 +149,30 @@ class InputProbe:
             while self._ready and self._ready[0] < since:
                 self._ready.popleft()
 
-    def wait(self, started: float, batches: int) -> float:
-        """Seconds the step that started at `started` and took `batches` batches waited for input.
+    def wait(self, started: float, batches: int, ended: float | None = None) -> float:
+        """Seconds the step (or execution of `batches` steps) that ran from `started` to `ended` waited.
 
-        With several batches per execution (`--steps_per_execution`) only the first batch's wait is
-        seen; the later ones are requested inside the compiled loop, where no clock runs.
+        With several batches per execution (`--steps_per_execution`) the later batches are requested
+        inside the compiled loop, where no clock runs: step i is taken to need its batch once the steps
+        before it are done, each lasting the execution's time not spent waiting over `batches`, and it
+        waited for as long as its batch's stamp was later than that.
         """
         with self._lock:
             ready = [self._ready.popleft() for _ in range(min(batches, len(self._ready)))]
-        return max(0.0, ready[0] - started) if ready else 0.0
+        if not ready:
+            return 0.0
+        if ended is None or len(ready) == 1:
+            return max(0.0, ready[0] - started)
+        # Step i starts at i * step + max(started, max over j <= i of (stamp_j - j * step)), so the waits add
+        # up to max(0, max_j(stamp_j - j * step) - started). The step time excludes the waits, which depend
+        # on it: a few fixed-point rounds (each moves it less).
+        stamps, index, waited = np.asarray(ready), np.arange(len(ready)), 0.0
+        for _ in range(20):
+            step = max(0.0, ended - started - waited) / batches
+            previous, waited = waited, max(0.0, float(np.max(stamps - index * step)) - started)
+            if abs(waited - previous) < 1e-6:
+                break
+        return min(waited, ended - started)
 
 
 class TimedCallbacks(keras.callbacks.Callback):
@@ -238,7 +254,7 @@ class TimedCallbacks(keras.callbacks.Callback):
         end = time.perf_counter()
         if self._epoch is not None:
             batches = batch - self._begin_step + 1
-            waited = self.probe.wait(self._step_start, batches) if self._probed() else 0.0
+            waited = self.probe.wait(self._step_start, batches, end) if self._probed() else 0.0
             if self._first_step:
                 # Its batch is stamped after tracing: that is compilation, not waiting for input.
                 self._epoch.first_step_seconds += end - self._step_start

@@ -92,20 +92,37 @@ def _truncated(jpeg: bytes) -> bytes:
     return jpeg[:len(jpeg) * 3 // 5]
 
 
-def full_size_members(num_files: int = FULL_SIZE_FILES, seed: int = 0):
-    """Yields a Caltech-256-shaped archive: 257 folders, `num_files` JPEGs of 150-400 px, 5% grayscale."""
+def full_size_plan(num_files: int = FULL_SIZE_FILES, seed: int = 0) -> list[tuple[str, tuple | None]]:
+    """The full-size archive's members as (name, `image_bytes` arguments, or None for a folder).
+
+    The images are made from it by `full_size_members` (or in parallel by whoever maps `image_bytes` over
+    it): the same plan gives the same bytes either way.
+    """
     rng = np.random.default_rng(seed)
     # At least 80 per class as in the real archive, the remainder spread at random.
     per_class = np.full(257, num_files // 257)
     per_class[rng.choice(257, num_files - per_class.sum(), replace=False)] += 1
-    yield archive.ROOT, None
+    plan = [(archive.ROOT, None)]
     for c, count in enumerate(per_class, start=1):
         class_dir = f'{c:03d}.{"clutter" if c == 257 else f"class{c:03d}"}'
-        yield f'{archive.ROOT}/{class_dir}', None
+        plan.append((f'{archive.ROOT}/{class_dir}', None))
         for i in range(1, count + 1):
             size = (int(rng.integers(150, 401)), int(rng.integers(150, 401)))
             mode = 'L' if rng.random() < 0.05 else 'RGB'
-            yield f'{archive.ROOT}/{class_dir}/{c:03d}_{i:04d}.jpg', image_bytes(int(rng.integers(2**31)), size, mode=mode)
+            plan.append((f'{archive.ROOT}/{class_dir}/{c:03d}_{i:04d}.jpg', (int(rng.integers(2**31)), size, mode)))
+    return plan
+
+
+def plan_image(args: tuple) -> bytes:
+    """One planned image: `image_bytes(seed, size, mode=mode)` (a top-level function, for process pools)."""
+    seed, size, mode = args
+    return image_bytes(seed, size, mode=mode)
+
+
+def full_size_members(num_files: int = FULL_SIZE_FILES, seed: int = 0):
+    """Yields a Caltech-256-shaped archive: 257 folders, `num_files` JPEGs of 150-400 px, 5% grayscale."""
+    for name, args in full_size_plan(num_files, seed):
+        yield name, None if args is None else plan_image(args)
 
 
 def main() -> None:

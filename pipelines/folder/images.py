@@ -24,6 +24,10 @@ _JPEG_QUALITY = 95
 DEFAULT_MAX_PIXELS = 40_000_000
 # libjpeg decodes at 1/2, 1/4 or 1/8 scale without ever holding the full-size image.
 _JPEG_SCALES = (2, 4, 8)
+# The keep-as-is check decodes a JPEG at this 1/N scale: libjpeg still reads and entropy-decodes every
+# block (truncated or corrupt data fails the same way) but runs a 1x1 IDCT per block instead of 8x8 and
+# writes 1/64 of the pixels: a 12 MP photo checks ~2x faster. 1 = every pixel (benchmarks compare).
+CHECK_RATIO = 8
 
 
 class UndecodableImageError(ValueError):
@@ -104,7 +108,7 @@ def examine(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, lossless: bool
     tf_error = ''
     if image_format == 'JPEG' and mode == 'RGB':
         try:
-            decoded = tf.io.decode_jpeg(data, channels=3)
+            decoded = tf.io.decode_jpeg(data, channels=3, ratio=CHECK_RATIO)
             if decoded.shape[0] and decoded.shape[1]:
                 return Examined(sha256, None, '')
             tf_error = 'empty image'

@@ -222,7 +222,7 @@ def main(argv):
 
     try:
         if cfg.run.benchmark:
-            from benchmarks import throughput
+            from fastclassify.training import throughput
             throughput.run(cfg, strategy=strategy)
             return
         outcome = loop.run(cfg, strategy=strategy)

@@ -60,10 +60,14 @@ def _command_files():
 def test_commands_call_the_library_never_each_other_and_nothing_imports_tests():
     others = {'train.py': {'train', 'cli', 'benchmarks', 'examples'}, 'cli': {'train', 'benchmarks', 'examples'},
               'benchmarks': {'train', 'cli', 'examples'}, 'examples': {'train', 'cli', 'benchmarks'}}
+    # The one exception: the ceilings CLI parses train.py's own flags (the GPU lease runs it with them) and
+    # imports train.py for their definitions only; what it measures is the library's (training/throughput.py).
+    allowed = {('benchmarks/throughput.py', 'train')}
     found = []
     for command, path in _command_files():
         found += [f'{os.path.relpath(path, ROOT)} imports {bad}'
-                  for bad in sorted(_imports(path) & (others[command] | {'tests'}))]
+                  for bad in sorted(_imports(path) & (others[command] | {'tests'}))
+                  if (os.path.relpath(path, ROOT), bad) not in allowed]
     for package in ('pipelines', 'models', 'training', 'fastclassify'):
         for folder, _, files in os.walk(os.path.join(ROOT, package)):
             found += [f'{os.path.relpath(os.path.join(folder, n), ROOT)} imports tests' for n in files

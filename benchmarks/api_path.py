@@ -27,6 +27,17 @@ import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Both timed runs time epochs alike: first `on_epoch_begin` to the last `on_epoch_end`.
+_EPOCH_TIMER = r'''
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__(); self.seconds = []
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+'''
+
 _API_RUN = r'''
 import json, sys, time
 import fastclassify, keras
@@ -40,19 +51,12 @@ trainer = fastclassify.AugmentedModel(model, augment='flip_crop', data=data)
 trainer.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), metrics=['accuracy'],
                 jit_compile=False)
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__(); self.seconds = []
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
-
+{epoch_timer}
 timer = EpochTimer()
 trainer.fit(data, epochs=epochs, verbose=0, callbacks=[timer])
 steady = timer.seconds[1:]
 print(json.dumps({'steps': data.steps_per_epoch * len(steady), 'seconds': sum(steady)}))
-'''
+'''.replace('{epoch_timer}', _EPOCH_TIMER)
 
 
 _STREAMS_RUN = r'''
@@ -68,14 +72,7 @@ model = fastclassify.build_model(model_name, num_classes=data.num_classes, image
 trainer = fastclassify.AugmentedModel(model, augment='flip_crop', data=data)
 trainer.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), jit_compile=False)
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__(); self.seconds = []
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
-
+{epoch_timer}
 trainer.fit(data, epochs=1, verbose=0)  # compiles
 rows = {'finite epochs (api)': [], 'infinite stream (train.py)': []}
 for _ in range(repeats):
@@ -87,7 +84,7 @@ for _ in range(repeats):
                     epochs=epochs, verbose=0, callbacks=[timer], shuffle=False)
     rows['infinite stream (train.py)'].append(data.steps_per_epoch * batch * epochs / sum(timer.seconds))
 print(json.dumps(rows))
-'''
+'''.replace('{epoch_timer}', _EPOCH_TIMER)
 
 
 def _write_folder(root: pathlib.Path, examples: int, classes: int, size: int) -> None:

@@ -46,6 +46,10 @@ def main() -> None:
 
     from fastclassify.training import backup  # pylint: disable=import-outside-toplevel
 
+    if 'FILL_AT_SAVE' not in os.environ or 'FILL_DIR' not in os.environ:
+        print(f'{__doc__}\n\nUsage: FILL_DIR=DIR FILL_AT_SAVE=N [NO_PRECHECK=1] python -m tests.full_disk '
+              '[train.py flags]; train.py\'s flags follow with --help.', file=sys.stderr)
+        sys.exit(0 if '--help' in sys.argv[1:] else 2)
     at, calls = int(os.environ['FILL_AT_SAVE']), [0]
     original = backup.BackupCallback.save
 

@@ -168,7 +168,8 @@ def test_every_flag_a_message_names_exists():
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in argv:
                 for name in re.findall(r'(?<![\w-])--(?:no)?([a-z][a-z0-9_]*)', node.value):
-                    if name not in defined and name.removeprefix('no') not in defined:
+                    # XLA's own flags (XLA_FLAGS=--xla_...) are another program's, not ours.
+                    if name not in defined and name.removeprefix('no') not in defined and not name.startswith('xla_'):
                         unknown.append(f'{os.path.relpath(path, ROOT)}:{node.lineno}: --{name}')
     assert 'momentum' in defined and 'dataset' in defined
     assert unknown == []

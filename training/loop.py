@@ -311,8 +311,11 @@ def _build(plan: _Plan) -> tuple[keras.Model, Trainer]:
 def _resolve_steps_per_execution(plan: _Plan, trainer: Trainer, global_step: int) -> int:
     """The run's steps per execution (`auto`: measured on the restored, compiled trainer), applied."""
     cfg = plan.cfg
+    # Several processes would each time their own warm-up (and could pick different k); a tf.distribute
+    # strategy's mirrored variables cannot be saved and restored around the warm-up: both keep k = 1.
     multi_process = isinstance(plan.strategy, tf.distribute.MultiWorkerMirroredStrategy) or (
-            keras.backend.backend() == 'jax' and _jax_process_count() > 1)
+            keras.backend.backend() == 'jax' and _jax_process_count() > 1) or (
+            keras.backend.backend() == 'tensorflow' and strategy_lib.num_replicas(plan.strategy) > 1)
     batch = execution.dummy_batch(cfg.pipeline.batch_size, cfg.pipeline.cache_size,
                                   device_cache=plan.inputs.device_cache is not None)
     k = execution.resolve(trainer, cfg.run.steps_per_execution, steps_per_epoch=plan.steps_per_epoch,

@@ -196,6 +196,8 @@ def check_writable(name: str, path: str) -> None:
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
+        if probe == path:
+            raise ValueError(f'{name}={path} is a file, not a folder')
         raise ValueError(f'{name}={path} is not writable: {probe} is a file, not a folder')
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ValueError(f'{name}={path} is not writable ({probe} is read-only for this user)')

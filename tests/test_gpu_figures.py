@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import gpu_data
 from benchmarks import gpu_figures as gf
-from tests.conftest import ROOT
+from tests.conftest import long_test, ROOT
 
 
 
@@ -101,6 +101,7 @@ def test_bad_part_is_one_line_naming_the_choices(tmp_path):
 
 
 @pytest.mark.slow
+@long_test(70)
 def test_smoke_epoch_part_writes_one_json_and_a_second_call_merges(tmp_path):
     out = tmp_path / 'gpu.json'
     env = dict(os.environ, KERAS_BACKEND='jax', TF_CPP_MIN_LOG_LEVEL='2')

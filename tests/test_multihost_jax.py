@@ -19,6 +19,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import long_test
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',
         '--head=gap', '--batch_size=16', '--precision=float32', '--validation_split=0.05',
@@ -159,6 +161,7 @@ def test_two_processes_of_two_devices_train_like_one_process_of_four(tmp_path):
 
 
 @pytest.mark.slow
+@long_test(100)
 def test_a_dead_process_ends_the_job_in_one_line_and_it_resumes_exactly_on_one_process(tmp_path):
     steps, epochs = 6, 2
     args = ARGS + [f'--steps_per_epoch={steps}', f'--epochs={epochs}', '--checkpoint_every_steps=1']
@@ -203,6 +206,7 @@ def test_a_dead_process_ends_the_job_in_one_line_and_it_resumes_exactly_on_one_p
 
 
 @pytest.mark.slow
+@long_test(100)
 def test_two_processes_consume_one_tf_data_service_job(tmp_path):
     from tests.test_data_service import _start  # the CLI's dispatcher and worker, on loopback
     dispatcher, port = _start(['dispatcher', '--port=0'], r'grpc://localhost:(\d+)')

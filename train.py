@@ -233,9 +233,10 @@ def main(argv):
         from fastclassify.training import multiprocess
         multiprocess.on_failure(e)  # one line and out in a multi-process job (a peer died)
         raise
-    if outcome.status != 'preempted':
-        from fastclassify.training import multiprocess
-        multiprocess.mark_finished()  # the other processes of a multi-process job may now see it leave
+    from fastclassify.training import multiprocess
+    # The other processes of a multi-process job may now see it leave: they finished too, or stopped after
+    # the same step (a SIGTERM stops the whole job there).
+    multiprocess.mark_finished()
     if outcome.status == 'preempted':
         print(f'preempted: state saved in {outcome.model_dir}; rerun the same command to resume.',
               flush=True)

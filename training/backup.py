@@ -132,9 +132,12 @@ class BackupCallback(keras.callbacks.Callback):
     Each save writes a new folder under a temporary name and renames it, keeping the one before as
     a fallback: a kill at any moment leaves at least one complete backup. A state
     whose running loss is not finite is never saved, so the last good backup survives a NaN.
+
+    In a multi-process job (`shared_stop`, training/multiprocess.py) a SIGTERM to any process stops
+    every process after the same step, the one `shared_stop` gives; each then ends as on its own SIGTERM.
     """
 
-    def __init__(self, backup_dir: str, *, every_steps: int, initial_global_step: int):
+    def __init__(self, backup_dir: str, *, every_steps: int, initial_global_step: int, shared_stop=None):
         super().__init__()
         self.backup_dir = backup_dir
         self.every_steps = every_steps
@@ -142,18 +145,25 @@ class BackupCallback(keras.callbacks.Callback):
         self._epoch_base = initial_global_step
         self._last_saved = initial_global_step
         self.preempted = False
+        self._shared_stop = shared_stop
+        self._signalled = False  # this process's SIGTERM, when the job decides the stop
         self._previous_handler = None
 
     def install_sigterm_handler(self) -> None:
         def handler(signum, frame):
             # Only flag it: saving happens between steps, where the state is consistent.
-            self.preempted = True
+            if self._shared_stop is None:
+                self.preempted = True
+            else:
+                self._signalled = True
         self._previous_handler = signal.signal(signal.SIGTERM, handler)
 
     def uninstall_sigterm_handler(self) -> None:
         if self._previous_handler is not None:
-            signal.signal(signal.SIGTERM, self._previous_handler)
-            self._previous_handler = None
+            previous, self._previous_handler = self._previous_handler, None
+            signal.signal(signal.SIGTERM, previous)
+            if self._signalled and not self.preempted and callable(previous):
+                previous(signal.SIGTERM, None)  # no step was left to stop after: the handler underneath's
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_base = self.global_step
@@ -161,6 +171,8 @@ class BackupCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         # Once per execution: `batch` is its last step (k steps per call divide `every_steps`).
         self.global_step = self._epoch_base + batch + 1
+        if self._shared_stop is not None and not self.preempted:
+            self.preempted = self._shared_stop.stops_after(self.global_step, self._signalled)
         if not _finite(logs):
             return
         due = self.every_steps and self.global_step - self._last_saved >= self.every_steps

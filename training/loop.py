@@ -273,9 +273,11 @@ def _train_non_chief(plan: _Plan, run_dir: RunDir) -> RunOutcome:
     try:
         private = RunDir(out)
         private.backup = os.path.join(out, 'backup')
-        return _train(plan, private, chief=False, restore_from=run_dir.backup)
+        outcome = _train(plan, private, chief=False, restore_from=run_dir.backup)
     finally:
         strategy_lib.remove_worker_dir(out, run_dir.path)
+    # Its state is the chief's backup: the private folder is gone.
+    return dataclasses.replace(outcome, model_dir=run_dir.path) if outcome.status == 'preempted' else outcome
 
 
 def _train(plan: _Plan, run_dir: RunDir, *, chief: bool, restore_from: str | None = None) -> RunOutcome:
@@ -285,16 +287,17 @@ def _train(plan: _Plan, run_dir: RunDir, *, chief: bool, restore_from: str | Non
     global_step, frozen = _restore(plan, classifier, trainer, restore_from, run_dir)
     steps_per_execution = _resolve_steps_per_execution(plan, trainer, global_step)
     cbs = _callbacks(plan, run_dir, classifier, chief=chief, global_step=global_step)
-    _fit_phases(plan, classifier, trainer, cbs, frozen=frozen, steps_per_execution=steps_per_execution)
-    print(cbs.timed.total.line(), flush=True)
+    with multiprocess.sigterm_finishes():
+        _fit_phases(plan, classifier, trainer, cbs, frozen=frozen, steps_per_execution=steps_per_execution)
+        print(cbs.timed.total.line(), flush=True)
 
-    if cbs.nan.tripped_at is not None:
-        raise TrainingError(backup.non_finite_loss_message(
-            run_dir.backup, run_dir.checkpoints, epoch=cbs.backup.global_step // plan.steps_per_epoch + 1,
-            learning_rate=plan.cfg.optimizer.learning_rate))
-    if cbs.backup.preempted:
-        return RunOutcome('preempted', None, run_dir.path)
-    return _finish(plan, classifier, trainer, cbs, run_dir, chief=chief)
+        if cbs.nan.tripped_at is not None:
+            raise TrainingError(backup.non_finite_loss_message(
+                run_dir.backup, run_dir.checkpoints, epoch=cbs.backup.global_step // plan.steps_per_epoch + 1,
+                learning_rate=plan.cfg.optimizer.learning_rate))
+        if cbs.backup.preempted:
+            return RunOutcome('preempted', None, run_dir.path)
+        return _finish(plan, classifier, trainer, cbs, run_dir, chief=chief)
 
 
 def _build(plan: _Plan) -> tuple[keras.Model, Trainer]:
@@ -378,7 +381,8 @@ def _callbacks(plan: _Plan, run_dir: RunDir, classifier: keras.Model, *, chief: 
                global_step: int) -> _Callbacks:
     cfg = plan.cfg
     backup_cb = backup.BackupCallback(run_dir.backup, every_steps=cfg.run.checkpoint_every_steps,
-                                      initial_global_step=global_step)
+                                      initial_global_step=global_step,
+                                      shared_stop=multiprocess.shared_stop(cfg.run.epochs * plan.steps_per_epoch))
     nan_cb = callbacks.NonFiniteLossCallback()
     history_cb = callbacks.HistoryCallback(run_dir, chief=chief)
     # EMA first: validation and checkpoints then see the averaged weights.

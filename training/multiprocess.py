@@ -2,15 +2,18 @@
 with bounded timeouts, each process's share of the batch, and the evaluation that counts each example once."""
 
 import atexit
+import contextlib
 import dataclasses
 import functools
 import os
+import signal
 import sys
 import threading
 import time
 import traceback
 
 import numpy as np
+from absl import logging
 
 from fastclassify.pipelines import sharding
 
@@ -23,6 +26,9 @@ ENV_PROCESS_ID = 'KERAS_DISTRIBUTION_PROCESS_ID'
 PEER_TIMEOUT_S = float(os.environ.get('FASTCLASSIFY_PEER_TIMEOUT_S', '20'))
 _BEAT_INTERVAL_S = 1.0
 _KEYS = 'fastclassify/'
+# A SIGTERM's stop: `request/<process>` from a process that got one, `stop` (step, process) from process 0.
+# Its own folder: the watchdog reads all of `_KEYS` every second, the train step reads this one.
+_STOP_KEYS = 'fastclassify-stop/'
 # How long process 0 waits for the others at start-up and at the final barrier (seconds).
 START_TIMEOUT_S = int(os.environ.get('FASTCLASSIFY_START_TIMEOUT_S', '300'))
 
@@ -88,13 +94,16 @@ def initialize(layout: Layout) -> None:
         heartbeat_timeout_seconds=int(2 * PEER_TIMEOUT_S) + 1, shutdown_timeout_seconds=START_TIMEOUT_S)
     from jax._src import distributed  # pylint: disable=import-outside-toplevel
     # The coordination service's key-value store is the one channel every process already has.
-    global _watchdog
-    _watchdog = _Watchdog(distributed.global_state.client, layout, PEER_TIMEOUT_S)
+    global _watchdog, _client, _layout
+    _client, _layout = distributed.global_state.client, layout
+    _watchdog = _Watchdog(_client, layout, PEER_TIMEOUT_S)
     _watchdog.start()
     atexit.register(_watchdog.stop)
 
 
 _watchdog = None
+_client = None
+_layout = None
 
 
 def mark_finished() -> None:
@@ -157,6 +166,94 @@ class _Watchdog(threading.Thread):
 def active() -> bool:
     """True in a process of a multi-process job (after `initialize`)."""
     return _watchdog is not None
+
+
+class SharedStop:
+    """A SIGTERM to any process stops every process after the same global step, which process 0 picks.
+
+    At each step end (`stops_after`, from the backup callback) each process reads the store's stop folder:
+    one lookup, until the stop is known. A process that got SIGTERM writes a request; process 0, at its
+    next step end `n`, writes the stop step `S = n + 1` (its own SIGTERM: at once), and every process
+    stops at its first step end at or after S (with k steps per execution, the end of the one holding S),
+    where process 0 saves the backup, as one process does on SIGTERM.
+
+    Why S = n + 1 is never too late: a process runs its step end `m` only after Keras turned step m's loss
+    into a Python float (`pythonify_logs`, synchronous here: our callbacks are not `async_safe`), i.e.
+    after step m's computation, whose all-reduces (the loss over the global batch, the gradients) every
+    process's step m joins. Process 0 starts any step after n only once its step end n returned, the stop
+    step written. So no process ends a step after n before S is in the store (one coordination service:
+    a read after a completed write sees it), and its read at that step end finds it. Another process may
+    be behind process 0, never a step end ahead: S is the earliest step every process can still stop at.
+    """
+
+    def __init__(self, client, layout: Layout, last_step: int):
+        self._client, self._me, self._count = client, layout.process_id, layout.num_processes
+        self._last_step = last_step
+        self._requested = False
+        self._previous = None  # the last step end this process checked
+        self.step = None  # S, once known
+        self.by = None  # the process whose SIGTERM it answers
+
+    def stops_after(self, step: int, signalled: bool) -> bool:
+        """At the end of global step `step` (with whether this process got SIGTERM): whether to stop now.
+
+        Raises:
+          RuntimeError: this process already ran past the stop step (the proof above failed: a bug).
+        """
+        if self.step is None:
+            self._read(step, signalled)
+            if self.step is not None and self._previous is not None and self.step <= self._previous:
+                raise RuntimeError(f'process {self._me} ended global step {self._previous} before it read the '
+                                   f'job\'s stop step {self.step}')
+            if self.step is not None and self.step > self._last_step:
+                logging.warning('SIGTERM on process %d of %d after the last training step: the run finishes.',
+                                self.by, self._count)
+        self._previous = step
+        if self.step is None or step < self.step or self.step > self._last_step:
+            return False
+        logging.warning('SIGTERM on process %d of %d: every process stops after global step %d (process 0 '
+                        'saves the backup there).', self.by, self._count, step)
+        return True
+
+    def _read(self, step: int, signalled: bool) -> None:
+        """Sets `step` and `by` when the stop is known (process 0: decided) at this step end."""
+        if signalled and self._me != 0 and not self._requested:
+            self._client.key_value_set(f'{_STOP_KEYS}request/{self._me}', str(step), allow_overwrite=True)
+            self._requested = True
+        if self._me == 0:
+            requesters = [0] if signalled else sorted(
+                int(k.rsplit('/', 1)[1]) for k, _ in self._client.key_value_dir_get(f'{_STOP_KEYS}request/'))
+            if requesters:
+                self.step, self.by = step + 1, requesters[0]
+                self._client.key_value_set(f'{_STOP_KEYS}stop', f'{self.step} {self.by}', allow_overwrite=True)
+            return
+        for key, value in self._client.key_value_dir_get(_STOP_KEYS):
+            if key.endswith('/stop'):
+                self.step, self.by = (int(x) for x in value.split())
+
+
+def shared_stop(last_step: int) -> SharedStop | None:
+    """The job's SIGTERM stop (`last_step`: the run's final global step), or None when alone."""
+    return SharedStop(_client, _layout, last_step) if _watchdog is not None else None
+
+
+@contextlib.contextmanager
+def sigterm_finishes():
+    """Around a multi-process run's training and final evaluation: a SIGTERM with no train step left to stop
+    after (the last epoch's validation, the test evaluation) lets the run finish, in seconds: this process
+    leaving would block the others in its collectives. Nothing when alone (a SIGTERM there ends the process)."""
+    if _watchdog is None:
+        yield
+        return
+    late = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: late.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if late:
+        logging.warning('SIGTERM on process %d after its last training step: the run finished first.',
+                        _layout.process_id)
 
 
 def exit_now(code: int) -> None:

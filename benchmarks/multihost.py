@@ -4,6 +4,9 @@ crosses the process boundary every step (the gradient all-reduce, batch-norm sta
 
 Each run is `train.py` itself (synthetic CIFAR-shaped data, device cache); the figure is the `train steps`
 ms/step of process 0's epoch-time line (compilation and first steps excluded).
+
+`--stop_lookups=N`: instead, what the shared SIGTERM stop costs each step (training/multiprocess.py
+`SharedStop.stops_after`, its one key-value lookup), timed N times in each process of a job of `--processes`.
 """
 
 import json
@@ -56,9 +59,45 @@ def _crossing_bytes(model_path: str) -> dict:
             'input_bytes': 0}
 
 
+def _stop_lookups(processes: int, lookups: int) -> list[dict]:
+    """Microseconds per step end of `SharedStop.stops_after` (no SIGTERM), in each process of one job."""
+    port, procs = _port(), []
+    for i in range(processes):
+        env = dict(os.environ, JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT)
+        code = ('from benchmarks.multihost import _time_stop_lookups; '
+                f'_time_stop_lookups("127.0.0.1:{port}", {processes}, {i}, {lookups})')
+        procs.append(subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode:
+            raise RuntimeError(f'stop lookups failed:\n{out[-2000:]}\n{err[-3000:]}')
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def _time_stop_lookups(coordinator: str, processes: int, process_id: int, lookups: int) -> None:
+    """One process of `_stop_lookups`: the job's real start-up (watchdog beating), then the timed step ends."""
+    import time  # pylint: disable=import-outside-toplevel
+    from jax._src import distributed  # pylint: disable=import-outside-toplevel
+    from fastclassify.training import multiprocess  # pylint: disable=import-outside-toplevel
+    multiprocess.initialize(multiprocess.Layout(coordinator, processes, process_id))
+    stop = multiprocess.shared_stop(last_step=lookups + 1)
+    start = time.perf_counter()
+    for step in range(1, lookups + 1):
+        stop.stops_after(step, False)
+    us = (time.perf_counter() - start) / lookups * 1e6
+    distributed.global_state.client.wait_at_barrier('stop-lookups-done', 60_000)
+    multiprocess.mark_finished()
+    print(json.dumps({'process': process_id, 'lookups': lookups, 'us_per_step': round(us, 1)}), flush=True)
+
+
 def main(argv):
     del argv
     f = flags.FLAGS
+    if f.stop_lookups:
+        for row in _stop_lookups(f.processes, f.stop_lookups):
+            print(json.dumps(row), flush=True)
+        return
     args = ['--dataset=cifar100', '--synthetic_data', f'--model={f.model}', '--weights=none', '--head=gap',
             f'--batch_size={f.batch_size}', f'--steps_per_epoch={f.steps}', '--epochs=1',
             '--precision=float32', '--cache=device', '--augment=flip_crop', '--validation_split=0']
@@ -85,4 +124,5 @@ if __name__ == '__main__':
     flags.DEFINE_integer('batch_size', 64, 'global batch.')
     flags.DEFINE_string('model', 'cifar_resnet9', 'model family (train.py --model).')
     flags.DEFINE_string('json', '', 'also write the rows here.')
+    flags.DEFINE_integer('stop_lookups', 0, 'time this many step ends of the shared SIGTERM stop instead.')
     app.run(main)

@@ -87,7 +87,7 @@ def _positions(record) -> list[int]:
 
 
 @pytest.mark.slow
-@long_test(140)
+@long_test(180)
 def test_a_sigterm_to_one_process_stops_the_whole_job_after_one_step_and_it_resumes_there(tmp_path):
     steps, epochs = 6, 2
     # No periodic backup: the one backup is the SIGTERM's (an epoch end's would come after it).

@@ -76,6 +76,9 @@ class Inputs:
     exactly once. `resumes_in_place` is False where the stream cannot start mid-way (the tf.data service).
     `train_epoch(indices=False)` is the finite form for a plain `model.fit`: one epoch per iteration (each
     iteration a fresh permutation), pixels (`indices=True`: index batches for the device cache).
+    With several JAX processes the counts are the whole splits', the training stream carries this
+    process's rows, and `validation` / `test` its part as (images, labels, weights) batches of B / P rows
+    (`eval_share_batches`); `train_epoch` is None.
     """
 
     train_from: Callable[[int], tf.data.Dataset]

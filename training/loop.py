@@ -146,6 +146,7 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
         # Each worker reads and caches only its shard of the training split.
         context = (strategy_lib.input_context(strategy, train_cfg.pipeline.batch_size)
                    if multi_worker else None)
+        started = time.perf_counter()
         inputs = load_inputs(train_cfg, input_context=context,
                              job_suffix=f'step{backup.latest_step(run_dir.backup) or 0}', share=share)
         if multi_worker:
@@ -165,8 +166,10 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     # `auto` picks a k that divides the epoch, so the split's whole epoch stays.
     steps_per_epoch = cfg.run.steps_per_epoch or _whole_executions(inputs.steps_per_epoch,
                                                                    _fixed_steps_per_execution(cfg))
+    # Preparation (first run) and the one decode into the cache: what a restart costs before step 1.
     print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
-          f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
+          f'{inputs.num_test} test examples; {inputs.cache_decision}; inputs ready in '
+          f'{time.perf_counter() - started:.1f} s', flush=True)
     replicas = strategy_lib.num_replicas(strategy)
     print(f'batch: {batch_size} global, {batch_size // replicas} per replica '
           f'on {replicas} replica(s); {steps_per_epoch} steps/epoch; '

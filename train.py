@@ -40,6 +40,9 @@ flags.DEFINE_bool('synthetic_data', False, 'Random tensors of the dataset\'s sha
 flags.DEFINE_float('validation_split', 0.1, 'Fraction of train held out for validation (0 = none).')
 flags.DEFINE_string('cache', 'auto', 'Cache placement: auto | memory | disk | device | none.')
 flags.DEFINE_float('ram_budget_gb', None, 'RAM the memory cache may use (default: part of RAM).')
+flags.DEFINE_string('process_cache', 'auto', 'Several JAX processes: auto | share (each reads and caches '
+                    'only its part of the training split) | whole (each caches all of it). auto: share for '
+                    'a new run on several processes, what the run started with on a resume.')
 # Augmentation (on the accelerator, inside the train step).
 flags.DEFINE_string('augment', None, 'Policy, "+" to combine: none|seed|flip_crop|rrc|randaugment|'
                     'mixup|cutmix|erasing.')

@@ -7,6 +7,10 @@ ms/step of process 0's epoch-time line (compilation and first steps excluded).
 
 `--stop_lookups=N`: instead, what the shared SIGTERM stop costs each step (training/multiprocess.py
 `SharedStop.stops_after`, its one key-value lookup), timed N times in each process of a job of `--processes`.
+
+`--process_cache_compare`: on a generated folder of JPEGs (Caltech-256-like sizes, prepared once), the
+P-process job with `--process_cache=whole`, then `share`: each process's seconds from its start to its
+inputs being ready (read + decode into its cache), its cache size, and ms/step.
 """
 
 import json
@@ -17,6 +21,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 from absl import app, flags
 
@@ -46,6 +52,71 @@ def _run(model_dir: str, *, processes: int, devices: int, args: list[str]) -> fl
         if p.returncode:
             raise RuntimeError(f'{processes}x{devices} failed:\n{out[-2000:]}\n{err[-3000:]}')
     return float(re.search(r'train steps \((\d+) ms/step\)', outs[0][0]).group(1))
+
+
+def _timed_job(args: list[str], *, processes: int, devices: int) -> list[dict]:
+    """Runs one job of train.py; per process: its inputs' build time (read + decode into its cache, the
+    `data:` line), ms/step, what its cache holds."""
+    port, procs, lines = _port(), [], []
+    for i in range(processes):
+        env = dict(os.environ, KERAS_BACKEND='jax', JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3',
+                   PYTHONPATH=ROOT, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
+                   PYTHONUNBUFFERED='1')
+        if processes > 1:
+            env.update(KERAS_DISTRIBUTION_JOB_ADDRESSES=f'127.0.0.1:{port}',
+                       KERAS_DISTRIBUTION_NUM_PROCESSES=str(processes), KERAS_DISTRIBUTION_PROCESS_ID=str(i))
+        procs.append(subprocess.Popen([sys.executable, 'train.py', *args], cwd=ROOT, env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        lines.append([])
+    start = time.monotonic()
+
+    def read(i):
+        for line in procs[i].stdout:
+            lines[i].append((time.monotonic() - start, line.rstrip()))
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(processes)]
+    for r in readers:
+        r.start()
+    for p, r in zip(procs, readers):
+        p.wait(timeout=1800)
+        r.join()
+        if p.returncode:
+            raise RuntimeError('\n'.join(t for _, t in lines[procs.index(p)][-40:]))
+    rows = []
+    for i in range(processes):
+        ready = next(float(re.search(r'inputs ready in ([\d.]+) s', line).group(1))
+                     for _, line in lines[i] if line.startswith('data: '))
+        ms = re.search(r'train steps \((\d+) ms/step\)', '\n'.join(t for _, t in lines[i]))
+        held = next((line.split('gathered from its own cache of ')[1].split(';')[0]
+                     for _, line in lines[i] if 'gathered from its own cache of ' in line), 'everything')
+        rows.append({'process': i, 'inputs_ready_s': ready, 'ms_per_step': ms and int(ms.group(1)),
+                     'holds': held})
+    return rows
+
+
+def compare_process_cache(f) -> dict:
+    """The P-process job on a prepared folder of JPEGs, `--process_cache=whole` then `share`."""
+    from fastclassify.pipelines import synthetic  # pylint: disable=import-outside-toplevel
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = os.path.join(tmp, 'photos')
+        blobs, labels = synthetic.encoded_examples(f.images, 10, size_range=(200, 500), seed=1)
+        for i, (blob, label) in enumerate(zip(blobs, labels)):
+            os.makedirs(os.path.join(photos, f'class_{label}'), exist_ok=True)
+            with open(os.path.join(photos, f'class_{label}', f'{i:05d}.jpg'), 'wb') as out:
+                out.write(blob)
+        common = ['--dataset=folder', f'--manual_dir={photos}', f'--data_dir={tmp}/data', '--weights=none',
+                  f'--model={f.model}', '--head=gap', f'--image_size={f.image_size}', f'--batch_size={f.batch_size}',
+                  f'--steps_per_epoch={f.steps}', '--epochs=1', '--precision=float32', '--cache=memory',
+                  '--augment=flip_crop', '--validation_split=0']
+        # Prepared once (TFDS), outside the timed jobs.
+        _timed_job(common + ['--steps_per_epoch=1', f'--model_dir={tmp}/prepare'], processes=1, devices=1)
+        out = {'images': f.images, 'processes': f.processes, 'args': common, 'whole': [], 'share': []}
+        # Interleaved (whole, share, share, whole, ...): the machine's speed drifts.
+        for k, mode in enumerate(['whole', 'share', 'share', 'whole'] * f.repeats):
+            rows = _timed_job(common + [f'--process_cache={mode}', f'--model_dir={tmp}/{mode}{k}'],
+                              processes=f.processes, devices=f.devices // f.processes)
+            out[mode].append(rows)
+            print(json.dumps({mode: rows}), flush=True)
+    return out
 
 
 def _crossing_bytes(model_path: str) -> dict:
@@ -98,6 +169,12 @@ def main(argv):
         for row in _stop_lookups(f.processes, f.stop_lookups):
             print(json.dumps(row), flush=True)
         return
+    if f.process_cache_compare:
+        out = compare_process_cache(f)
+        if f.json:
+            with open(f.json, 'w') as file:
+                json.dump(out, file, indent=1)
+        return
     args = ['--dataset=cifar100', '--synthetic_data', f'--model={f.model}', '--weights=none', '--head=gap',
             f'--batch_size={f.batch_size}', f'--steps_per_epoch={f.steps}', '--epochs=1',
             '--precision=float32', '--cache=device', '--augment=flip_crop', '--validation_split=0']
@@ -125,4 +202,9 @@ if __name__ == '__main__':
     flags.DEFINE_string('model', 'cifar_resnet9', 'model family (train.py --model).')
     flags.DEFINE_string('json', '', 'also write the rows here.')
     flags.DEFINE_integer('stop_lookups', 0, 'time this many step ends of the shared SIGTERM stop instead.')
+    flags.DEFINE_bool('process_cache_compare', False, 'compare --process_cache=whole and share on a '
+                      'generated folder of JPEGs instead (each process: inputs ready, ms/step).')
+    flags.DEFINE_integer('images', 3000, '--process_cache_compare: JPEGs in the generated folder.')
+    flags.DEFINE_integer('repeats', 1, '--process_cache_compare: rounds of (whole, share, share, whole).')
+    flags.DEFINE_integer('image_size', 64, '--process_cache_compare: the cache\'s side in pixels.')
     app.run(main)

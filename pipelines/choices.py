@@ -9,3 +9,5 @@ GEOMETRIC_POLICIES = ('seed', 'flip_crop', 'rrc')
 DATA_SERVICE_MODES = ('distributed_epoch', 'parallel_epochs')
 # `--folder_format`: how a folder's images are stored once prepared (pipelines/folder/images.py).
 FOLDER_FORMATS = ('jpeg', 'png')
+# `--process_cache`, several JAX processes: each caches only its share of the training split, or all of it.
+PROCESS_CACHE_CHOICES = ('auto', 'share', 'whole')

@@ -19,8 +19,12 @@ class DeviceCache(keras.layers.Layer):
 
     def __init__(self, images, **kwargs):
         super().__init__(**kwargs)
-        self.pixels = self.add_weight(shape=tuple(images.shape), dtype='uint8', trainable=False,
-                                      initializer=_constant(images), name='pixels')
+        placed = _replicated_on_jax_devices(images)
+        if placed is not None:
+            self.pixels = keras.Variable(placed, dtype='uint8', trainable=False, name='pixels')
+        else:
+            self.pixels = self.add_weight(shape=tuple(images.shape), dtype='uint8', trainable=False,
+                                          initializer=_constant(images), name='pixels')
         self.built = True
 
     @property
@@ -36,6 +40,31 @@ class DeviceCache(keras.layers.Layer):
 
     def load_own_variables(self, store):
         del store
+
+
+def _replicated_on_jax_devices(images):
+    """Under JAX `DataParallel`: the pixels copied to each of this process's devices as one replicated
+    array, which Keras then takes as the variable's value as it is; else None (Keras places them).
+
+    Keras' own placement of a host array does worse here: `jax.device_put` onto devices of several
+    processes first all-gathers the whole array to check it is the same everywhere (the cache's bytes
+    through the network, once per process), and a value of 250 MB or more is made by a compiled
+    initializer that holds it as a constant. With `--process_cache=share` each process's copy holds its
+    own share (`pipelines/pipeline.py`, `_device_share`): only the row-local gathers ever read it.
+    """
+    if keras.backend.backend() != 'jax':
+        return None
+    distribution = keras.distribution.distribution()
+    if not isinstance(distribution, keras.distribution.DataParallel):
+        return None
+    import jax  # pylint: disable=import-outside-toplevel
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=import-outside-toplevel
+    images = np.asarray(images)
+    everywhere = NamedSharding(distribution.device_mesh.backend_mesh, PartitionSpec())
+    devices = list(everywhere.addressable_devices_indices_map(images.shape))
+    return jax.make_array_from_single_device_arrays(images.shape, everywhere,
+                                                    [jax.device_put(images, d) for d in devices])
 
 
 def _constant(value):

@@ -11,6 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from fastclassify.pipelines import cache as cache_lib
+from fastclassify.pipelines.choices import PROCESS_CACHE_CHOICES
 from fastclassify.pipelines import decode
 from fastclassify.pipelines import sharding
 from fastclassify.pipelines import sources
@@ -33,6 +34,8 @@ class PipelineConfig:
         validation_fraction: `--validation_split`, carved deterministically from the end of train; 0 = none.
         seed: `--seed`, drives the per-epoch shuffles.
         deterministic: `--deterministic`, tf.data keeps element order in training too.
+        process_cache: `--process_cache`, several JAX processes: `share` (each caches only its part of
+            the training split; row-block batch order) | `whole` | `auto` (resolved by the train loop).
     """
 
     cache_size: int
@@ -43,6 +46,7 @@ class PipelineConfig:
     validation_fraction: float = 0.1
     seed: int = 0
     deterministic: bool = False
+    process_cache: str = 'auto'
 
     def __post_init__(self):
         if self.cache_size <= 0:
@@ -54,6 +58,9 @@ class PipelineConfig:
             raise ValueError(f'--validation_split={self.validation_fraction} must be in [0, 1)')
         if self.ram_budget_bytes is not None and self.ram_budget_bytes < 0:
             raise ValueError(f'--ram_budget_gb={self.ram_budget_bytes / 2**30:g} must be >= 0')
+        if self.process_cache not in PROCESS_CACHE_CHOICES:
+            raise ValueError(f'--process_cache={self.process_cache!r} is not one of '
+                             f'{", ".join(PROCESS_CACHE_CHOICES)}')
         if self.cache == 'disk' and not self.cache_dir:
             raise ValueError('--cache=disk needs a cache directory (under --data_dir); none was given')
 
@@ -69,6 +76,9 @@ class Inputs:
     exactly once. `resumes_in_place` is False where the stream cannot start mid-way (the tf.data service).
     `train_epoch(indices=False)` is the finite form for a plain `model.fit`: one epoch per iteration (each
     iteration a fresh permutation), pixels (`indices=True`: index batches for the device cache).
+    With several JAX processes the counts are the whole splits', the training stream carries this
+    process's rows, and `validation` / `test` its part as (images, labels, weights) batches of B / P rows
+    (`eval_share_batches`); `train_epoch` is None.
     """
 
     train_from: Callable[[int], tf.data.Dataset]
@@ -130,11 +140,13 @@ def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_ste
     the interrupted one stopped) without computing anything it skips. With several processes each one
     streams only `share`'s rows of every batch of that one global sequence (int32 [batch_size / count]):
     the permutation is global, so any number of processes trains on the same examples at each step.
+    With `share.cache_share` the batches are drawn row by row instead (`row_block_index_batches`) and
+    the indices count from the first example of this process's share.
     """
+    if share.cache_share:
+        return row_block_index_batches(num_examples, batch_size, seed, start_step, share)
     rows = share.rows(batch_size)
-    steps = num_examples // batch_size
-    if steps == 0:
-        raise ValueError(f'--batch_size={batch_size} is larger than the {num_examples} training examples')
+    steps = _steps(num_examples, batch_size)
 
     def one_epoch(epoch, first_step=0):
         perm = tf.random.experimental.stateless_shuffle(
@@ -142,6 +154,52 @@ def epoch_index_batches(num_examples: int, batch_size: int, seed: int, start_ste
         batches = tf.reshape(perm[:steps * batch_size], [steps, batch_size])
         return tf.data.Dataset.from_tensor_slices(batches[first_step:, rows.start:rows.stop])
 
+    return _from_epochs(one_epoch, start_step, steps)
+
+
+def row_block_index_batches(num_examples: int, batch_size: int, seed: int, start_step: int = 0,
+                            share: sharding.ProcessShare = sharding.ALONE) -> tf.data.Dataset:
+    """Infinite int32 [batch_size / count] index batches in row-block order: this process's rows only,
+    each index counted from the first example of its share (`share.train_examples`).
+
+    Row r of every batch is drawn from the contiguous block `sharding.row_block(r)` (N / B examples):
+    each epoch every block is shuffled on its own (stateless keys from (seed, epoch), drawn for all B rows
+    on every process, so they do not depend on the process count) and step k takes each block's k-th
+    example. So a process that feeds rows [a, b) only ever needs the examples of blocks a..b-1, one
+    contiguous range: it reads and caches those alone. Every example appears at most once per epoch; a
+    block one longer than N // B leaves a different example out each epoch. The prepared splits are
+    stored shuffled (TFDS writes examples in hashed-key order), so each block is a random sample of the
+    classes, and each batch one example from each of B such samples.
+    """
+    rows = share.rows(batch_size)
+    steps = _steps(num_examples, batch_size)
+    bounds = np.array([sharding.row_block(r, num_examples, batch_size).start
+                       for r in range(batch_size + 1)])
+    sizes = np.diff(bounds)
+    width = int(sizes.max())
+    # Per row of this process: where its block starts in the share, and which key columns are examples.
+    first = tf.constant((bounds[rows.start:rows.stop] - bounds[rows.start])[:, None], tf.int32)
+    padding = tf.constant(np.arange(width)[None, :] >= sizes[rows.start:rows.stop, None])
+
+    def one_epoch(epoch, first_step=0):
+        keys = tf.random.stateless_uniform([batch_size, width],
+                                           seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+        keys = tf.where(padding, 2.0, keys[rows.start:rows.stop])  # past a short block's end: sorted last
+        order = tf.argsort(keys, axis=1, stable=True)[:, :steps]
+        return tf.data.Dataset.from_tensor_slices(tf.transpose(order + first)[first_step:])
+
+    return _from_epochs(one_epoch, start_step, steps)
+
+
+def _steps(num_examples: int, batch_size: int) -> int:
+    steps = num_examples // batch_size
+    if steps == 0:
+        raise ValueError(f'--batch_size={batch_size} is larger than the {num_examples} training examples')
+    return steps
+
+
+def _from_epochs(one_epoch, start_step: int, steps: int) -> tf.data.Dataset:
+    """The epochs of `one_epoch(epoch, first_step)` from global batch `start_step` on, endlessly."""
     epoch, step = divmod(start_step, steps)
     rest = tf.data.Dataset.counter(start=epoch + 1).flat_map(one_epoch)
     return one_epoch(tf.constant(epoch, tf.int64), step).concatenate(rest)
@@ -182,15 +240,19 @@ def epoch_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
 
 def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: int,
                           deterministic: bool, start_step: int = 0,
-                          share: sharding.ProcessShare = sharding.ALONE) -> tf.data.Dataset:
-    """(images, labels) batches gathered from an in-memory cache by shuffled index (`share`'s rows only)."""
+                          share: sharding.ProcessShare = sharding.ALONE,
+                          num_examples: int | None = None) -> tf.data.Dataset:
+    """(images, labels) batches gathered from an in-memory cache by shuffled index (`share`'s rows only).
+
+    `num_examples`: the whole split's size when `host` holds only this process's share (`cache_share`).
+    """
     images, labels = host.images, host.labels
 
     def gather(indices):
         # One gather per batch: a single memcpy-like op instead of B element copies through tf.data.
         return tf.gather(images, indices), tf.gather(labels, indices)
 
-    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step, share)
+    return (epoch_index_batches(num_examples or host.num_examples, batch_size, seed, start_step, share)
             # Order kept: every gather costs the same, and out-of-order output would let a batch of
             # the next epoch overtake this one's last (an "epoch" of steps could repeat an example).
             .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -200,10 +262,14 @@ def train_from_host_cache(host: cache_lib.HostCache, batch_size: int, *, seed: i
 
 def train_indices_for_device(host: cache_lib.HostCache, batch_size: int, *, seed: int,
                              deterministic: bool, start_step: int = 0,
-                             share: sharding.ProcessShare = sharding.ALONE) -> tf.data.Dataset:
-    """(indices, labels) batches for a DeviceCache: only B int32 pairs cross to the device per step."""
+                             share: sharding.ProcessShare = sharding.ALONE,
+                             num_examples: int | None = None) -> tf.data.Dataset:
+    """(indices, labels) batches for a DeviceCache: only B int32 pairs cross to the device per step.
+
+    `num_examples`: as for `train_from_host_cache`; the indices are then positions in the share.
+    """
     labels = host.labels
-    return (epoch_index_batches(host.num_examples, batch_size, seed, start_step, share)
+    return (epoch_index_batches(num_examples or host.num_examples, batch_size, seed, start_step, share)
             .map(lambda indices: (indices, tf.gather(labels, indices)), num_parallel_calls=AUTOTUNE,
                  deterministic=True)  # epochs stay whole, as above
             .prefetch(AUTOTUNE)
@@ -217,6 +283,35 @@ def eval_from_host_cache(host: cache_lib.HostCache, batch_size: int) -> tf.data.
             .batch(batch_size)
             .map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=AUTOTUNE,
                  deterministic=True)
+            .prefetch(AUTOTUNE)
+            .with_options(cache_gather_options()))
+
+
+def eval_share_batches(host: cache_lib.HostCache, batch_size: int, share: sharding.ProcessShare,
+                       num_examples: int) -> tf.data.Dataset:
+    """This process's part of an evaluation split, for several processes evaluating together.
+
+    `host` holds the part (`share.eval_examples(num_examples)`); the dataset is `share.eval_batches`
+    batches of `batch_size / count` rows (images, labels, weights), the same number on every process
+    (each batch is one step of the whole job), padded with weight-0 rows: every example of the split
+    counts exactly once across the processes.
+    """
+    per = batch_size // share.count
+    count = host.num_examples
+    images, labels = host.images, host.labels
+
+    def gather(i):
+        real = i < count
+        if count == 0:  # a split smaller than the processes: this one feeds padding only
+            pixels = tf.zeros([tf.shape(i)[0], *images.shape[1:]], images.dtype)
+            return pixels, tf.zeros_like(i), tf.zeros(tf.shape(i), tf.float32)
+        i = tf.minimum(i, count - 1)  # padding rows repeat the last example, weighted 0
+        return tf.gather(images, i), tf.gather(labels, i), tf.cast(real, tf.float32)
+
+    return (tf.data.Dataset.range(share.eval_batches(num_examples, batch_size) * per)
+            .map(lambda i: tf.cast(i, tf.int32))
+            .batch(per)
+            .map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
             .prefetch(AUTOTUNE)
             .with_options(cache_gather_options()))
 
@@ -305,18 +400,23 @@ def inputs_from_records(train_records: tf.data.Dataset,
                         cfg: PipelineConfig,
                         cache_name: str = 'dataset',
                         input_context: tf.distribute.InputContext | None = None,
-                        share: sharding.ProcessShare = sharding.ALONE) -> Inputs:
+                        share: sharding.ProcessShare = sharding.ALONE,
+                        split_sizes: dict[str, int] | None = None) -> Inputs:
     """Builds Inputs from datasets of encoded records `{'image': tf.string, 'label': int}`.
 
     Args:
         train_records / validation_records / test_records: finite, deterministic order.
-        num_examples: all examples of the three (for the `auto` size estimate).
+        num_examples: all examples of the three records datasets (for the `auto` size estimate).
         class_names: label names, index = label.
         cfg: the pipeline config.
         cache_name: names the file cache (dataset name + version), together with split and size.
         input_context: from `distribute_datasets_from_function`; batches become per-replica sized.
-        share: this process's rows of every global training batch (several JAX processes).
+        share: this process's rows of every global training batch (several JAX processes). With several
+            processes the records are this process's parts of the splits (`split_parts`) and
+            `split_sizes` ({'train', 'validation', 'test'}: count) the whole splits' sizes.
     """
+    if share.count > 1 and split_sizes is None:
+        raise ValueError('several processes read parts of the splits: pass split_sizes, the whole sizes')
     decision = cache_lib.decide_cache(cfg.cache, num_examples=num_examples, image_size=cfg.cache_size,
                                       ram_budget_bytes=cfg.ram_budget_bytes, cache_dir=cfg.cache_dir)
     logging.info('%s', decision.reason)
@@ -326,11 +426,12 @@ def inputs_from_records(train_records: tf.data.Dataset,
     if decision.placement in ('memory', 'device'):
         hosts = {k: cache_lib.materialize(decode_for_cache(v, cfg.cache_size), cfg.cache_size)
                  for k, v in splits.items()}
-        placed = _from_host_caches(hosts, batch, cfg, on_device=decision.placement == 'device', share=share)
+        placed = _from_host_caches(hosts, batch, cfg, on_device=decision.placement == 'device', share=share,
+                                   split_sizes=split_sizes)
     elif decision.placement == 'disk':
         hosts = _disk_caches(splits, cfg, num_examples=num_examples, cache_name=cache_name,
-                             input_context=input_context)
-        placed = _from_host_caches(hosts, batch, cfg, on_device=False, share=share)
+                             input_context=input_context, share=share, split_sizes=split_sizes)
+        placed = _from_host_caches(hosts, batch, cfg, on_device=False, share=share, split_sizes=split_sizes)
     else:  # none
         if share.count > 1:
             raise ValueError('--cache=none cannot feed several processes (its stream is not indexed by '
@@ -341,20 +442,53 @@ def inputs_from_records(train_records: tf.data.Dataset,
 
 
 def _from_host_caches(hosts: dict[str, cache_lib.HostCache], batch: int, cfg: PipelineConfig, *,
-                      on_device: bool, share: sharding.ProcessShare = sharding.ALONE) -> _Placed:
-    """Placements memory, disk (host caches, in RAM or mapped) and device (the train cache on the device)."""
+                      on_device: bool, share: sharding.ProcessShare = sharding.ALONE,
+                      split_sizes: dict[str, int] | None = None) -> _Placed:
+    """Placements memory, disk (host caches, in RAM or mapped) and device (the train cache on the device).
+
+    With several processes the hosts hold this process's parts and `split_sizes` gives the whole sizes.
+    """
     stream = train_indices_for_device if on_device else train_from_host_cache
+    counts = {k: h.num_examples for k, h in hosts.items()}
+    if share.count > 1:
+        counts = {k: split_sizes[k] for k in hosts}
+        evals = {k: eval_share_batches(h, batch, share, counts[k]) for k, h in hosts.items() if k != 'train'}
+    else:
+        evals = {k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'}
     return _Placed(
             train_from=functools.partial(stream, hosts['train'], batch, seed=cfg.seed,
-                                         deterministic=cfg.deterministic, share=share),
-            evals={k: eval_from_host_cache(h, batch) for k, h in hosts.items() if k != 'train'},
-            counts={k: h.num_examples for k, h in hosts.items()},
-            device_cache=hosts['train'].pixels() if on_device else None,
-            train_epoch=functools.partial(epoch_from_host_cache, hosts['train'], batch, seed=cfg.seed))
+                                         deterministic=cfg.deterministic, share=share,
+                                         num_examples=counts['train']),
+            evals=evals,
+            counts=counts,
+            device_cache=_device_share(hosts['train'], share, counts['train'], batch) if on_device else None,
+            # The finite per-epoch form (`fastclassify.load`) is for one process.
+            train_epoch=None if share.count > 1 else functools.partial(
+                    epoch_from_host_cache, hosts['train'], batch, seed=cfg.seed))
+
+
+def _device_share(host: cache_lib.HostCache, share: sharding.ProcessShare, num_train: int,
+                  batch: int) -> np.ndarray:
+    """The train cache for the device, padded to the largest process's share.
+
+    Keras lays the cache out replicated over every device of the job, so every process must give it the
+    same shape; with `cache_share` each process's copy holds its own share (indexed from its first
+    example), and the gather, row-local on each device, only reads the copy of the process whose rows it
+    computes.
+    """
+    pixels = host.pixels()
+    if not share.cache_share or share.count == 1:
+        return pixels
+    largest = max(len(dataclasses.replace(share, index=i).train_examples(num_train, batch))
+                  for i in range(share.count))
+    if len(pixels) == largest:
+        return pixels
+    return np.concatenate([pixels, np.zeros((largest - len(pixels),) + pixels.shape[1:], pixels.dtype)])
 
 
 def _disk_caches(splits: dict[str, tf.data.Dataset], cfg: PipelineConfig, *, num_examples: int,
-                 cache_name: str, input_context) -> dict[str, cache_lib.HostCache]:
+                 cache_name: str, input_context, share: sharding.ProcessShare = sharding.ALONE,
+                 split_sizes: dict[str, int] | None = None) -> dict[str, cache_lib.HostCache]:
     """The memory cache's layout in a memory-mapped file per split: pages from the OS page cache."""
     budget = cfg.ram_budget_bytes if cfg.ram_budget_bytes is not None else cache_lib.default_ram_budget()
     # Over the budget, the pages this process keeps mapped stay within it (the page cache holds the rest).
@@ -363,6 +497,9 @@ def _disk_caches(splits: dict[str, tf.data.Dataset], cfg: PipelineConfig, *, num
     for k, v in splits.items():
         # Train and validation depend on where the validation slice is cut: part of their name.
         split = k if k == 'test' else f'{k}_val{cfg.validation_fraction:g}'
+        if share.count > 1:  # this process's part: its own file (processes of one host share the folder)
+            part = split_parts(share, split_sizes, cfg.batch_size)[k]
+            split += f'_examples{part.start}-{part.stop}'
         key = _cache_key(cache_name, split, cfg.cache_size, input_context)
         hosts[k] = cache_lib.file_cache(decode_for_cache(v, cfg.cache_size),
                                         cache_lib.file_cache_path(cfg.cache_dir, key),
@@ -432,6 +569,23 @@ def _count(ds: tf.data.Dataset) -> int:
     return int(ds.reduce(np.int64(0), lambda c, _: c + 1))
 
 
+def split_parts(share: sharding.ProcessShare, split_sizes: dict[str, int], batch_size: int
+                ) -> dict[str, range]:
+    """The examples of each split ({'train', 'validation', 'test'}: count) this process reads and caches.
+
+    Training: its rows' blocks (`cache_share`) or everything; evaluation splits: its contiguous part.
+    """
+    return {k: share.train_examples(n, batch_size) if k == 'train' else share.eval_examples(n)
+            for k, n in split_sizes.items()}
+
+
+def _part_records(read, split: str, offset: int, part: range) -> tf.data.Dataset:
+    """The records of `part` of `split` (positions counted from `offset`) as a TFDS slice."""
+    lo, hi = offset + part.start, offset + part.stop
+    # An empty part (a split smaller than the processes): a one-record slice, none of it kept.
+    return read(f'{split}[{lo}:{max(hi, lo + 1)}]').take(hi - lo)
+
+
 def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
                  input_context: tf.distribute.InputContext | None = None,
                  share: sharding.ProcessShare = sharding.ALONE) -> Inputs:
@@ -439,24 +593,36 @@ def build_inputs(builder, spec: DatasetSpec, cfg: PipelineConfig, *,
 
     The validation split is carved from the end of the train split by absolute index. With an input
     context each input pipeline reads (and caches) only its shard, and batches are per-replica sized.
+    With several JAX processes (`share`) each reads and caches only its parts (`split_parts`).
     """
     sizes = sources.split_sizes(builder)
     # The table's splits, or a TFDS dataset's as prepared (its validation split where it has no test).
     train_name, test_name = sources.train_test_splits(builder, spec)
-    train_split, val_split, _, _ = carve_validation(train_name, sizes[train_name], cfg.validation_fraction)
+    train_split, val_split, num_train, num_val = carve_validation(train_name, sizes[train_name],
+                                                                  cfg.validation_fraction)
     read = lambda split: sources.read_split(builder, split, input_context=input_context)  # noqa: E731
+    whole = {'train': num_train, 'validation': num_val, 'test': sizes[test_name]}
+    records = {'train': lambda: read(train_split), 'validation': lambda: read(val_split),
+               'test': lambda: read(test_name)}
+    if share.count > 1:
+        # Each process reads only its parts (TFDS reads a slice's files, not the whole split).
+        parts = split_parts(share, whole, cfg.batch_size)
+        where = {'train': (train_name, 0), 'validation': (train_name, num_train), 'test': (test_name, 0)}
+        records = {k: functools.partial(_part_records, read, *where[k], parts[k]) for k in records}
+    local = {k: len(r) for k, r in split_parts(share, whole, cfg.batch_size).items()}
     # full_name (e.g. 'caltech256/all/1.0.0') separates builder configs and versions in the file cache.
     name = builder.info.full_name
     return inputs_from_records(
-            read(train_split),
-            read(val_split) if val_split else None,
-            read(test_name),
-            num_examples=sizes[train_name] + sizes[test_name],
+            records['train'](),
+            records['validation']() if val_split else None,
+            records['test'](),
+            num_examples=sum(local.values()),
             class_names=tuple(sources.class_names(builder)),
             cfg=cfg,
             cache_name=name,
             input_context=input_context,
             share=share,
+            split_sizes=whole,
     )
 
 
@@ -471,12 +637,15 @@ def build_synthetic_inputs(spec: DatasetSpec, cfg: PipelineConfig, *,
                                                seed=cfg.seed)
     num_val = int(round(num_train * cfg.validation_fraction))
     fit = num_train - num_val
-    parts = {'train': slice(0, fit), 'validation': slice(fit, num_train), 'test': slice(num_train, None)}
-    hosts = {k: cache_lib.host_cache_from_arrays(images[s], labels[s]) for k, s in parts.items()
-             if k != 'validation' or num_val}
+    whole = {'train': fit, 'validation': num_val, 'test': num_test}
+    parts = split_parts(share, whole, cfg.batch_size)
+    starts = {'train': 0, 'validation': fit, 'test': num_train}
+    hosts = {k: cache_lib.host_cache_from_arrays(images[starts[k] + r.start:starts[k] + r.stop],
+                                                 labels[starts[k] + r.start:starts[k] + r.stop])
+             for k, r in parts.items() if k != 'validation' or num_val}
     placement = 'device' if cfg.cache == 'device' else 'memory'
     return _inputs(_from_host_caches(hosts, cfg.batch_size, cfg, on_device=placement == 'device',
-                                     share=share), cfg,
+                                     share=share, split_sizes=whole), cfg,
                    class_names=tuple(f'class_{i:03d}' for i in range(spec.num_classes)),
                    cache_decision=f'cache={placement}: synthetic data ({num_train + num_test:,} random '
                                   f'{cfg.cache_size}x{cfg.cache_size}x3 uint8 images) is generated in memory')

@@ -1,4 +1,5 @@
-"""The device cache under MirroredStrategy: one copy per replica device, each replica gathers locally."""
+"""The device cache under MirroredStrategy and JAX DataParallel: one copy per replica device, each replica
+gathers locally."""
 
 import os
 import subprocess
@@ -25,6 +26,44 @@ def test_train_run_with_device_cache_on_two_mirrored_replicas(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'batch: 16 global, 8 per replica on 2 replica(s)' in result.stdout
     assert 'trained ok' in result.stdout
+
+
+@pytest.mark.slow  # starts a subprocess
+def test_jax_data_parallel_rows_gather_from_their_own_devices_copy():
+    # What --process_cache=share relies on: each process's copy of the "replicated" cache holds its own
+    # share, and a row only ever reads the copy on the device that computes it.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=ROOT, KERAS_BACKEND='jax',
+               JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4')
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), 'jax'], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'ok' in result.stdout
+
+
+def _jax_main():
+    import jax
+    import keras
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from fastclassify.pipelines.device_cache import DeviceCache
+
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    images = np.arange(8 * 2 * 2 * 3, dtype=np.uint8).reshape(8, 2, 2, 3)
+    cache = DeviceCache(images)
+    mesh = keras.distribution.distribution().device_mesh.backend_mesh
+    assert cache.pixels.value.sharding.is_equivalent_to(NamedSharding(mesh, PartitionSpec()), 4)
+    devices = list(mesh.devices.flat)
+    # Device d's copy: the images + d, so each output row shows which copy it was read from.
+    marked = jax.make_array_from_single_device_arrays(
+        images.shape, cache.pixels.value.sharding, [jax.device_put(images + d, dev) for d, dev in enumerate(devices)])
+    cache.pixels.assign(marked)
+    order = np.array([1, 6, 3, 7, 0, 2, 5, 4], np.int32)
+    indices = jax.device_put(order, NamedSharding(mesh, PartitionSpec('batch')))
+    rows = np.asarray(jax.jit(lambda pixels, i: cache.stateless_call([], [pixels], i)[0])(
+        cache.pixels.value, indices))
+    np.testing.assert_array_equal(rows, images[order] + (np.arange(8) // 2)[:, None, None, None])
+    print('ok')
 
 
 def _train(model_dir):
@@ -74,5 +113,7 @@ def _main():
 if __name__ == '__main__':
     if len(sys.argv) > 2 and sys.argv[1] == 'train':
         _train(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == 'jax':
+        _jax_main()
     else:
         _main()

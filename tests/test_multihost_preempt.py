@@ -92,7 +92,9 @@ def test_a_sigterm_to_one_process_stops_the_whole_job_after_one_step_and_it_resu
     steps, epochs = 6, 2
     # No periodic backup: the one backup is the SIGTERM's (an epoch end's would come after it).
     args = ARGS + [f'--steps_per_epoch={steps}', f'--epochs={epochs}', '--checkpoint_every_steps=1000']
-    reference = _launch(tmp_path / 'ref', tmp_path / 'ref.jsonl', args, processes=1, devices=4)
+    # The job shares the cache (auto, new run): the uninterrupted reference draws its batches alike.
+    reference = _launch(tmp_path / 'ref', tmp_path / 'ref.jsonl', args + ['--process_cache=share'],
+                        processes=1, devices=4)
     job = _launch(tmp_path / 'run', tmp_path / 'first.jsonl', args, processes=2, devices=2)
     deadline = time.time() + TIMEOUT_S
     try:

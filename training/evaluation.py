@@ -50,10 +50,20 @@ def evaluate(model, dataset: tf.data.Dataset, *, num_examples: int,
     Raises:
       CountMismatchError: when the dataset did not yield exactly `num_examples` examples.
     """
+    return report(((model.predict_on_batch(images), labels.numpy()) for images, labels in dataset),
+                  num_examples=num_examples, class_names=class_names)
+
+
+def report(batches, *, num_examples: int, class_names: tuple[str, ...] | list[str]) -> dict:
+    """`classification_report` of (probabilities [B, C], labels [B]) batches, checking their count.
+
+    Raises:
+      CountMismatchError: when the batches held other than `num_examples` examples.
+    """
     probabilities, labels = [], []
-    for images, batch_labels in dataset:
-        probabilities.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
-        labels.append(batch_labels.numpy())
+    for batch_probabilities, batch_labels in batches:
+        probabilities.append(np.asarray(batch_probabilities, dtype=np.float32))
+        labels.append(np.asarray(batch_labels))
     probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 1))
     labels = np.concatenate(labels) if labels else np.zeros((0,), np.int64)
     if labels.shape[0] != num_examples:

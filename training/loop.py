@@ -1,7 +1,6 @@
 """One training run, start to finish: data, model, fit (resumable), final evaluation, records."""
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -135,14 +134,19 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     precision = apply_precision(cfg.run.precision)
     jit_compile = resolve_jit_compile(cfg.run.jit_compile)
 
+    try:
+        # Several JAX processes: each feeds (and gathers) only its rows of every global batch.
+        share = multiprocess.process_share()
+    except multiprocess.LayoutError as e:
+        raise TrainingError(str(e)) from None
+    cfg, share, process_cache_reason = _process_cache(cfg, share, run_dir)
     train_cfg = _resolve_batch_size(cfg, strategy_lib.num_replicas(strategy))
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     try:
         # Each worker reads and caches only its shard of the training split.
         context = (strategy_lib.input_context(strategy, train_cfg.pipeline.batch_size)
                    if multi_worker else None)
-        # Several JAX processes: each feeds (and gathers) only its rows of every global batch.
-        share = multiprocess.process_share()
+        started = time.perf_counter()
         inputs = load_inputs(train_cfg, input_context=context,
                              job_suffix=f'step{backup.latest_step(run_dir.backup) or 0}', share=share)
         if multi_worker:
@@ -152,8 +156,6 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
             inputs = dataclasses.replace(
                 inputs, validation=local.validation, test=local.test,
                 num_validation=local.num_validation, num_test=local.num_test)
-    except multiprocess.LayoutError as e:
-        raise TrainingError(str(e)) from None
     except ValueError as e:
         # The pipeline names the flag whose value does not fit the data (e.g. batch > split).
         logging.debug('input pipeline refused the config', exc_info=True)
@@ -164,8 +166,10 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     # `auto` picks a k that divides the epoch, so the split's whole epoch stays.
     steps_per_epoch = cfg.run.steps_per_epoch or _whole_executions(inputs.steps_per_epoch,
                                                                    _fixed_steps_per_execution(cfg))
+    # Preparation (first run) and the one decode into the cache: what a restart costs before step 1.
     print(f'data: {inputs.num_train} train / {inputs.num_validation} validation / '
-          f'{inputs.num_test} test examples; {inputs.cache_decision}', flush=True)
+          f'{inputs.num_test} test examples; {inputs.cache_decision}; inputs ready in '
+          f'{time.perf_counter() - started:.1f} s', flush=True)
     replicas = strategy_lib.num_replicas(strategy)
     print(f'batch: {batch_size} global, {batch_size // replicas} per replica '
           f'on {replicas} replica(s); {steps_per_epoch} steps/epoch; '
@@ -173,11 +177,12 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
           flush=True)
 
     if share.count > 1:
-        # The cache holds the whole split: the global permutation may hand any example to any process,
-        # which is what keeps the batches (and an exact resume) independent of the process count.
-        print(f'process {share.index} of {share.count}: feeds rows {share.rows(batch_size).start}..'
-              f'{share.rows(batch_size).stop - 1} of each global batch, gathered from its own cache of '
-              f'the whole training split', flush=True)
+        rows, mine = share.rows(batch_size), share.train_examples(inputs.num_train, batch_size)
+        held = (f'its share of the training split, examples {mine.start}..{mine.stop - 1} ({len(mine)} of '
+                f'{inputs.num_train})' if share.cache_share else 'the whole training split')
+        print(f'process {share.index} of {share.count}: feeds rows {rows.start}..{rows.stop - 1} of each '
+              f'global batch, gathered from its own cache of {held}; --process_cache='
+              f'{cfg.pipeline.process_cache}: {process_cache_reason}', flush=True)
     plan = _Plan(train_cfg, inputs, strategy, steps_per_epoch, jit_compile, share)
     if not chief:
         if os.path.exists(run_dir.results):  # the chief says so and returns; so do the others
@@ -212,6 +217,32 @@ def run(cfg: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> Run
     except BaseException:
         run_dir.abandon()
         raise
+
+
+def _process_cache(cfg: TrainConfig, share: sharding.ProcessShare, run_dir: RunDir
+                   ) -> tuple[TrainConfig, sharding.ProcessShare, str]:
+    """Resolves `--process_cache=auto` (the config then records `share` or `whole`) and says why.
+
+    A new run on several processes shares: each process reads, decodes and holds 1/P of the training
+    split, P times less preparation and memory than all of it (BUILD.md, "Several JAX processes"), at
+    the same step time. One process holds everything. A resumed run keeps the batch order it started
+    with (`share` and `whole` draw batches differently), on any number of processes. Every process
+    decides alike: `--model_dir` is shared storage, and process 0 writes the choice there.
+    """
+    setting = cfg.pipeline.process_cache
+    saved = None if cfg.run.overwrite else run_dir.saved_setting('pipeline', 'process_cache',
+                                                                 before_it_existed=sharding.WHOLE)
+    if setting != 'auto':
+        choice, reason = setting, 'as set'
+    elif saved in (sharding.SHARE, sharding.WHOLE):
+        choice, reason = saved, f'the run in {run_dir.path} started so, and a resume keeps its batch order'
+    elif share.count > 1:
+        choice, reason = sharding.SHARE, (f'a new run on {share.count} processes: each reads and decodes '
+                                          f'1/{share.count} of the training split')
+    else:
+        choice, reason = sharding.WHOLE, 'one process'
+    cfg = dataclasses.replace(cfg, pipeline=dataclasses.replace(cfg.pipeline, process_cache=choice))
+    return cfg, dataclasses.replace(share, cache_share=choice == sharding.SHARE), reason
 
 
 def _disk_full(run_dir: RunDir) -> DiskFullError:
@@ -416,11 +447,9 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
 
     replicas = strategy_lib.num_replicas(strategy)
     validation = inputs.validation
-    if validation is not None and keras.backend.backend() == 'jax' and replicas > 1:
+    # Several processes: each already feeds its part's (padded, weighted) batches, the same number each.
+    if validation is not None and keras.backend.backend() == 'jax' and replicas > 1 and plan.share.count == 1:
         validation = validation.map(lambda images, labels: _pad_batch(images, labels, replicas))
-        if plan.share.count > 1:
-            # Each process feeds its rows of the padded batch: every example counts once in the job.
-            validation = validation.map(functools.partial(multiprocess.process_rows, plan.share))
     verbose = 0  # one line per epoch, ours (training/progress.py draws the in-epoch progress on a terminal)
     backup_cb = cbs.backup
     backup_cb.install_sigterm_handler()
@@ -449,9 +478,14 @@ def _finish(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Callba
     """Evaluates on the test split, records results and the model (chief), drops the resume state."""
     inputs = plan.inputs
     start = time.perf_counter()
-    results = evaluation.evaluate(_LocalPredictor(trainer, strategy_lib.num_replicas(plan.strategy),
-                                                  plan.share),
-                                  inputs.test, num_examples=inputs.num_test, class_names=inputs.class_names)
+    if plan.share.count > 1:
+        # Each process feeds its part of the test split; every process gets every prediction back.
+        results = multiprocess.evaluate_parts(trainer, inputs.test, num_examples=inputs.num_test,
+                                              class_names=inputs.class_names)
+    else:
+        results = evaluation.evaluate(_LocalPredictor(trainer, strategy_lib.num_replicas(plan.strategy)),
+                                      inputs.test, num_examples=inputs.num_test,
+                                      class_names=inputs.class_names)
     results['eval_seconds'] = time.perf_counter() - start
     results['global_steps'] = cbs.backup.global_step
     results['optimizer_iterations'] = int(trainer.optimizer.iterations.numpy())
@@ -472,14 +506,10 @@ class _LocalPredictor:
     """Predicts on this worker alone: every worker sees the whole test split exactly once, and a
     distributed predict would instead concatenate all workers' copies of each batch."""
 
-    def __init__(self, trainer: Trainer, replicas: int = 1, share: sharding.ProcessShare = sharding.ALONE):
+    def __init__(self, trainer: Trainer, replicas: int = 1):
         if keras.backend.backend() == 'tensorflow':
             self._predict = tf.function(lambda images: trainer(images, training=False),
                                         reduce_retracing=True)
-            return
-        if share.count > 1:
-            # Several JAX processes: each feeds its rows, every process gets every prediction back.
-            self._predict = multiprocess.global_predictor(trainer, replicas, share)
             return
 
         def predict(images):

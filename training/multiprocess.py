@@ -311,39 +311,40 @@ def process_share() -> sharding.ProcessShare:
     return sharding.ProcessShare(jax.process_index(), jax.process_count())
 
 
-def process_rows(share: sharding.ProcessShare, *tensors):
-    """This process's contiguous rows of each (evaluation) batch whose length is a multiple of count."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    n = tf.shape(tensors[0])[0] // share.count
-    return tuple(t[share.index * n:(share.index + 1) * n] for t in tensors)
+def evaluate_parts(trainer, dataset, *, num_examples: int, class_names) -> dict:
+    """The test report when each process holds its part of the split (`pipeline.eval_share_batches`).
 
-
-def global_predictor(trainer, replicas: int, share: sharding.ProcessShare):
-    """`predict(images) -> probabilities` for a batch every process holds whole: each process feeds only
-    its rows to its devices, and every process gets all the probabilities back (one all-gather in XLA).
-
+    Each batch step, every process feeds its (images, labels, weights) rows to its devices and gets the
+    whole global batch's probabilities, labels and weights back (one all-gather in XLA); the weight-0
+    padding is dropped, so every example counts exactly once and every process computes the same report.
     Keras' `predict_on_batch` cannot: it copies a global output to NumPy, which JAX refuses for arrays
     spread over other processes' devices.
+
+    Raises:
+      evaluation.CountMismatchError: the parts together held other than `num_examples` examples.
     """
     import jax  # pylint: disable=import-outside-toplevel
     import keras  # pylint: disable=import-outside-toplevel
     from jax.sharding import NamedSharding, PartitionSpec  # pylint: disable=import-outside-toplevel
+
+    from fastclassify.training import evaluation  # pylint: disable=import-outside-toplevel
 
     distribution = keras.distribution.distribution()
     mesh = distribution.device_mesh.backend_mesh
     rows = NamedSharding(mesh, PartitionSpec(distribution.batch_dim_name))
 
     @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, PartitionSpec()))
-    def forward(trainable, non_trainable, images):
-        return trainer.stateless_call(trainable, non_trainable, images, training=False)[0]
+    def forward(trainable, non_trainable, images, labels, weights):
+        probabilities = trainer.stateless_call(trainable, non_trainable, images, training=False)[0]
+        return probabilities, labels, weights
 
-    def predict(images):
-        images = np.asarray(images)
-        padded = np.concatenate([images, np.zeros(((-len(images)) % replicas,) + images.shape[1:],
-                                                  images.dtype)])
-        local = padded[share.rows(len(padded))]
-        out = forward([v.value for v in trainer.trainable_variables],
-                      [v.value for v in trainer.non_trainable_variables],
-                      jax.make_array_from_process_local_data(rows, local))
-        return np.asarray(out)[:len(images)]
-    return predict
+    def batches():
+        for part in dataset:
+            global_part = [jax.make_array_from_process_local_data(rows, np.asarray(t)) for t in part]
+            probabilities, labels, weights = (np.asarray(t) for t in forward(
+                    [v.value for v in trainer.trainable_variables],
+                    [v.value for v in trainer.non_trainable_variables], *global_part))
+            real = weights > 0
+            yield probabilities[real], labels[real]
+
+    return evaluation.report(batches(), num_examples=num_examples, class_names=class_names)

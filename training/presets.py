@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from fastclassify.models.choices import HEADS, MAX_IMAGE_SIZE, PRECISIONS, JIT_CHOICES, family_facts
 from fastclassify.pipelines import datasets
 from fastclassify.pipelines.choices import (CACHE_CHOICES, DATA_SERVICE_MODES, FOLDER_FORMATS, GEOMETRIC_POLICIES,
-                                             POLICIES)
+                                             POLICIES, PROCESS_CACHE_CHOICES)
 from fastclassify.training.backend import BACKENDS
 from fastclassify.training.choices import OPTIMIZERS, SCHEDULES, STRATEGIES
 
@@ -26,6 +26,7 @@ FIELDS = {
     'allow_modified_archive': 'source.allow_modified_archive', 'download': 'source.download',
     'synthetic_data': 'run.synthetic_data', 'validation_split': 'pipeline.validation_fraction',
     'cache': 'pipeline.cache', 'ram_budget_gb': 'pipeline.ram_budget_bytes',
+    'process_cache': 'pipeline.process_cache',
     'augment': 'augment.policy', 'randaugment_layers': 'augment.randaugment_layers',
     'randaugment_magnitude': 'augment.randaugment_magnitude', 'mixup_alpha': 'augment.mixup_alpha',
     'cutmix_alpha': 'augment.cutmix_alpha', 'erasing_probability': 'augment.erasing_probability',
@@ -50,7 +51,7 @@ _DERIVED = ('dataset', 'data_dir', 'manual_dir', 'config', 'ram_budget_gb', 'bat
 _CHOICE_LISTS = {'optimizer': OPTIMIZERS, 'schedule': SCHEDULES, 'cache': CACHE_CHOICES,
                  'precision': PRECISIONS, 'jit_compile': JIT_CHOICES, 'strategy': STRATEGIES,
                  'backend': BACKENDS, 'data_service_mode': DATA_SERVICE_MODES, 'head': HEADS,
-                 'folder_format': FOLDER_FORMATS}
+                 'folder_format': FOLDER_FORMATS, 'process_cache': PROCESS_CACHE_CHOICES}
 # name: (lowest, lowest allowed itself, highest or None, highest allowed itself).
 _RANGES = {
     'epochs': (0, False, None, True), 'steps_per_epoch': (0, True, None, True),

@@ -21,6 +21,8 @@ OPERATIONAL_FIELDS = frozenset({
 # Fields a resume may change, said in the log: the restored state stays valid under them (a lower rate
 # after a NaN stop, more epochs for a run that is still going). Anything else that shapes what is
 # learned (model, data, batch, augmentation, seed) would make the restored state mean something else.
+# Fields newer than some recorded runs: the value those runs had without it.
+_ADDED_LATER = {'pipeline.process_cache': 'whole'}
 RESUMABLE_FIELDS = {'optimizer.learning_rate': '--learning_rate', 'run.epochs': '--epochs'}
 # Written into the backup folder by `training.backup.restore` when no backup there can be read; with
 # it, `--overwrite` starts the run over instead of resuming.
@@ -37,7 +39,7 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             key = f'{section}.{name}'
             if key in OPERATIONAL_FIELDS:
                 continue
-            old, new = old_fields.get(name), new_fields.get(name)
+            old, new = old_fields.get(name, _ADDED_LATER.get(key)), new_fields.get(name)
             if old != new:
                 differences.append(f'{key}: {old!r} -> {new!r}')
     return differences
@@ -245,6 +247,15 @@ class RunDir:
         if data_identity is not None and state != 'finished':
             write_json_atomic(self.data, data_identity)
         return state
+
+    def saved_setting(self, section: str, name: str, *, before_it_existed=None):
+        """The run's recorded `section.name` (its config.json); `before_it_existed` for a run recorded
+        before the field existed; None without a readable record."""
+        try:
+            with open(self.config) as f:
+                return json.load(f).get(section, {}).get(name, before_it_existed)
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def _continues(self, saved: dict, current: dict, accepted: list[str]) -> bool:
         """A finished run continues when `--epochs` is raised (a changed rate may come with it) and the last

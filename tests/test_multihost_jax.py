@@ -1,6 +1,7 @@
 """Several JAX processes on one CPU machine (issue 21): 2 processes x 2 devices train like 1 process x 4
-devices (same examples at every step, same weights), a dead process ends the others with one line in
-bounded time, and a 2-process run resumes as 1 process on exactly the uninterrupted run's examples.
+devices (same examples at every step, same weights); a SIGTERM to one process stops the job after one step,
+a dead process ends the others with one line in bounded time, and the run resumes across process counts on
+exactly the uninterrupted run's examples.
 
 Each process is this file run as a script (`probe`): train.py's own code path with the device cache,
 whose training stream is index batches, i.e. the example ids; the probe records (position, ids) of
@@ -10,6 +11,7 @@ alike in the TensorFlow and the JAX pass of the suite.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -177,53 +179,96 @@ def test_two_processes_of_two_devices_train_like_one_process_of_four(tmp_path):
     assert not [n for n in os.listdir(private) if n.startswith('process-')]  # process 1 kept nothing
 
 
+def _positions(record) -> list[int]:
+    """The stream positions a probe recorded so far (complete lines only)."""
+    if not os.path.exists(record):
+        return []
+    with open(record) as f:
+        return [json.loads(line)[0] for line in f if line.endswith('\n')]
+
+
+def _backup_steps(run) -> list[int]:
+    backups = run / 'backup'
+    return sorted(int(n.split('-')[1]) for n in os.listdir(backups) if n.startswith('step-')) \
+        if backups.exists() else []
+
+
 @pytest.mark.slow
-@long_test(100)
-def test_a_dead_process_ends_the_job_in_one_line_and_it_resumes_exactly_on_one_process(tmp_path):
+def test_a_job_preempted_then_losing_a_process_finishes_on_one_process_on_exactly_the_same_examples(tmp_path):
+    """One run through both faults, the cheapest way to test each (CI time): a SIGTERM to process 1 only
+    stops both processes after one step S with one backup, step S; the rerun on 2 processes resumes at S
+    and loses process 1 to a SIGKILL: process 0 ends with one line in bounded time; the rerun as 1 process
+    of 4 devices finishes. Every step of the three trained the uninterrupted run's examples."""
     steps, epochs = 6, 2
-    args = ARGS + [f'--steps_per_epoch={steps}', f'--epochs={epochs}', '--checkpoint_every_steps=1']
+    # No periodic backup in the first part: the one backup is the SIGTERM's.
+    args = ARGS + [f'--steps_per_epoch={steps}', f'--epochs={epochs}', '--checkpoint_every_steps=1000']
     # The job shares the cache (auto, new run): the uninterrupted reference draws its batches alike.
     reference = _launch(tmp_path / 'ref', tmp_path / 'ref.jsonl', args + ['--process_cache=share'],
                         processes=1, devices=4)
-    job = _launch(tmp_path / 'run', tmp_path / 'first.jsonl', args, processes=2, devices=2,
-                  env={'FASTCLASSIFY_PEER_TIMEOUT_S': '5'})
-    backups = tmp_path / 'run' / 'backup'
+    run = tmp_path / 'run'
+    job = _launch(run, tmp_path / 'first.jsonl', args, processes=2, devices=2)
     deadline = time.time() + TIMEOUT_S
     try:
-        while time.time() < deadline:
+        # A recorded batch means fit runs, so the SIGTERM handler is in place; position 3 (the stream
+        # prefetches a few batches ahead) means training is under way.
+        while max(_positions(f'{tmp_path / "first.jsonl"}.p1'), default=-1) < 3:
+            assert all(p.poll() is None for p in job), 'the job ended before the signal'
+            assert time.time() < deadline, 'the job never started training'
+            time.sleep(0.05)
+        job[1].send_signal(signal.SIGTERM)
+        signalled_at = time.time()
+        results = _finish(job, timeout=120)
+        waited = time.time() - signalled_at
+    finally:
+        _finish(job)
+    lines = []
+    for rc, stdout, stderr in results:
+        # Each ends as a preempted run ends (train.py: exit 143 and the line naming the shared folder).
+        assert rc == 143, stdout[-2000:] + stderr[-3000:]
+        assert f'preempted: state saved in {run}; rerun the same command to resume.' in stdout
+        assert 'sent no heartbeat' not in stderr
+        lines.append(re.findall(r'SIGTERM on process 1 of 2: every process stops after global step (\d+)',
+                                stderr))
+    assert waited < 60, waited  # one step, the save, the exit; no peer timeout
+    stop = int(lines[0][0])
+    assert lines == [[str(stop)], [str(stop)]]  # one line on each process, the same step
+    assert _backup_steps(run) == [stop] and 1 <= stop < steps * epochs - 3, _backup_steps(run)
+
+    # The rerun on 2 processes, saving every step (an operational flag: the resume accepts it); process 1
+    # is killed two steps on. The peer timeout is 5 s here (20 s by default).
+    job = _launch(run, tmp_path / 'second.jsonl', [*args, '--checkpoint_every_steps=1'], processes=2,
+                  devices=2, env={'FASTCLASSIFY_PEER_TIMEOUT_S': '5'})
+    try:
+        while max(_backup_steps(run)) < stop + 2:
             assert all(p.poll() is None for p in job), 'the job ended before it could be killed'
-            done = [int(n.split('-')[1]) for n in os.listdir(backups) if n.startswith('step-')] \
-                if backups.exists() else []
-            if done and max(done) >= 3:
-                break
+            assert time.time() < deadline + TIMEOUT_S, 'the resumed job never trained'
             time.sleep(0.05)
         job[1].send_signal(signal.SIGKILL)
         killed_at = time.time()
-        rc, _, stderr = _finish(job[:1], timeout=60)[0]
+        rc, stdout, stderr = _finish(job[:1], timeout=60)[0]
         waited = time.time() - killed_at
     finally:
         _finish(job)
+    assert f'resuming from the backup in {run / "backup"}' in stdout
     assert rc != 0
     last = [line for line in stderr.splitlines() if line.strip()][-1]
     assert last.startswith('multi-process job stopped: process 1 of 2 sent no heartbeat'), stderr[-2000:]
     assert waited < 30, waited  # 5 s of silence, checked every second, plus a loaded machine's slack
+    saved = max(_backup_steps(run))
+    assert stop + 2 <= saved < steps * epochs
 
-    saved = max(int(n.split('-')[1]) for n in os.listdir(backups) if n.startswith('step-'))
-    assert 3 <= saved < steps * epochs
-    # The rerun: one process of four devices, the same global batch; it starts at the backup's step.
-    resumed = _finish(_launch(tmp_path / 'run', tmp_path / 'second.jsonl', args, processes=1, devices=4))
+    # The last rerun: one process of four devices, the same global batch (auto keeps the run's order).
+    resumed = _finish(_launch(run, tmp_path / 'third.jsonl', args, processes=1, devices=4))
     _ok(resumed + _finish(reference))
-    assert 'resuming from the backup' in resumed[0][1]
-    # auto on the one process: the run's recorded order, so the rest of the run is the reference's.
-    assert 'process_cache' not in resumed[0][1] or 'keeps its batch order' in resumed[0][1]
-
+    assert f'resuming from the backup in {run / "backup"}' in resumed[0][1]
     expected = _batches(tmp_path / 'ref.jsonl', 1)
-    first, second = _batches(tmp_path / 'first.jsonl', 2), _batches(tmp_path / 'second.jsonl', 1)
-    assert all(first[p] == expected[p] for p in range(saved))
-    assert min(second) == saved
-    assert all(second[p] == expected[p] for p in range(saved, steps * epochs))
-    _close(tmp_path / 'run', tmp_path / 'ref')
-    assert json.load(open(tmp_path / 'run' / 'results.json'))['optimizer_iterations'] == steps * epochs
+    first, second = _batches(tmp_path / 'first.jsonl', 2), _batches(tmp_path / 'second.jsonl', 2)
+    third = _batches(tmp_path / 'third.jsonl', 1)
+    assert all(first[p] == expected[p] for p in range(stop))
+    assert min(second) == stop and all(second[p] == expected[p] for p in range(stop, saved))
+    assert min(third) == saved and all(third[p] == expected[p] for p in range(saved, steps * epochs))
+    _close(run, tmp_path / 'ref')
+    assert json.load(open(run / 'results.json'))['optimizer_iterations'] == steps * epochs
 
 
 @pytest.mark.slow

@@ -24,9 +24,14 @@ import pytest
 from tests.conftest import long_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# SGD, not the preset's RMSprop: RMSprop divides each gradient by its running RMS, which turns the rounding
+# of a near-zero gradient (processes sum the all-reduce in another order than one process does) into a
+# learning-rate-sized step; measured, 12 steps of 2 x 2 vs 1 x 4: 58,399 of 2,003,524 weights off by up to
+# 0.019 with RMSprop (all in channels whose gradients are near zero), none beyond 1e-6 + 1e-4 |w| with SGD.
+# With SGD the weight comparison below is sharp.
 ARGS = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--weights=none',
         '--head=gap', '--batch_size=16', '--precision=float32', '--validation_split=0.05',
-        '--cache=device', '--augment=flip_crop', '--deterministic', '--seed=3']
+        '--cache=device', '--augment=flip_crop', '--deterministic', '--seed=3', '--optimizer=sgd']
 TIMEOUT_S = 240  # per process: a hard stop, far above a normal run here
 
 
@@ -133,16 +138,9 @@ def _weights(model_dir):
 
 
 def _close(a_dir, b_dir):
-    # The same all-reduce over 4 devices, summed in another order across processes: float rounding, which
-    # one channel amplifies here (measured with the row-block order: after 3 steps 14 of 2,003,524 weights
-    # off by up to 7.1e-4, after 12 steps 7 by up to 3.2e-3, all in output channel 80 of one conv; the
-    # same 14 with --cache=memory, so not the device cache). A wrong example or a wrong copy of the cache
-    # moves every layer.
-    pairs = list(zip(_weights(a_dir), _weights(b_dir)))
-    for a, b in pairs:
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-2)
-    off = sum(int((np.abs(a - b) > 1e-4 + 1e-3 * np.abs(b)).sum()) for a, b in pairs)
-    assert off < 1e-4 * sum(a.size for a, _ in pairs), off
+    # The same all-reduce over 4 devices, summed in another order across processes: float rounding only.
+    for a, b in zip(_weights(a_dir), _weights(b_dir)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

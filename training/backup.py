@@ -126,6 +126,14 @@ def non_finite_loss_message(backup_dir: str, checkpoint_dir: str, *, epoch: int,
             f'resume accepts a changed --learning_rate or --epochs), or check the data')
 
 
+class Preempted(Exception):
+    """Raised by `BackupCallback` once the SIGTERM's backup is saved: it ends `fit` at once.
+
+    `model.stop_training` would end the epoch's steps but still run its validation, which can outlast a
+    preemption's grace period (Kubernetes: 30 s by default) and turn a clean stop into a SIGKILL.
+    """
+
+
 class BackupCallback(keras.callbacks.Callback):
     """Saves the training state every `every_steps` steps, at each epoch end, and on SIGTERM.
 
@@ -182,6 +190,7 @@ class BackupCallback(keras.callbacks.Callback):
             logging.warning('SIGTERM: saved the training state at global step %d; stopping.',
                             self.global_step)
             self.model.stop_training = True
+            raise Preempted(self.global_step)
 
     def on_epoch_end(self, epoch, logs=None):
         if _finite(logs) and self.global_step != self._last_saved:

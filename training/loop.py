@@ -463,10 +463,16 @@ def _fit_phases(plan: _Plan, classifier: keras.Model, trainer: Trainer, cbs: _Ca
                 frozen = want_frozen
             # An interrupted epoch is finished alone, with only the steps it still owes.
             end = epoch + 1 if step else (freeze_epochs if want_frozen else epochs)
-            trainer.fit(stream_at(backup_cb.global_step), initial_epoch=epoch, epochs=end,
-                        steps_per_epoch=steps_per_epoch - step,
-                        validation_data=validation, callbacks=[cbs.timed], verbose=verbose,
-                        shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
+            try:
+                trainer.fit(stream_at(backup_cb.global_step), initial_epoch=epoch, epochs=end,
+                            steps_per_epoch=steps_per_epoch - step,
+                            validation_data=validation, callbacks=[cbs.timed], verbose=verbose,
+                            shuffle=False)  # shuffling is the pipeline's (indices, after the cache)
+            except backup.Preempted:
+                # Saved; the epoch's validation is skipped, and what `fit` would end with is ended here
+                # (TensorBoard's writers flushed and closed, the last plot drawn).
+                cbs.timed.on_train_end()
+                break
             epoch, step = divmod(backup_cb.global_step, steps_per_epoch)
     finally:
         backup_cb.uninstall_sigterm_handler()

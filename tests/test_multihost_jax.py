@@ -21,7 +21,6 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import long_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # SGD, not the preset's RMSprop: RMSprop divides each gradient by its running RMS, which turns the rounding
@@ -270,7 +269,6 @@ def test_a_job_preempted_then_losing_a_process_finishes_on_one_process_on_exactl
 
 
 @pytest.mark.slow
-@long_test(100)
 def test_two_processes_consume_one_tf_data_service_job(tmp_path):
     from tests.test_data_service import _start  # the CLI's dispatcher and worker, on loopback
     dispatcher, port = _start(['dispatcher', '--port=0'], r'grpc://localhost:(\d+)')

@@ -36,6 +36,44 @@ def run_train(*args):
         train.main(['train.py'])
 
 
+def run_train_recording_ids(model_dir: str, record: str, args: list[str]) -> None:
+    """Runs train.py's main (as a subprocess's script) with its device-cache stream appending
+    `[position, example ids]` per batch to `record`: under several processes this process's rows, and under
+    --process_cache=share the ids counted from the split's start, not from the process's first example."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from absl import app  # pylint: disable=import-outside-toplevel
+
+    import train  # pylint: disable=import-outside-toplevel
+    from fastclassify.pipelines import pipeline  # pylint: disable=import-outside-toplevel
+
+    original = pipeline.train_indices_for_device
+
+    def recording(host, batch_size, *, start_step=0, **kwargs):
+        share, num_examples = kwargs.get('share'), kwargs.get('num_examples') or host.num_examples
+        first = share.train_examples(num_examples, batch_size).start if share else 0
+
+        def write(position, indices):
+            with open(record, 'a') as f:
+                f.write(json.dumps([int(position), (indices.numpy() + first).tolist()]) + '\n')
+            return indices
+
+        def tap(position, batch):
+            indices, labels = batch
+            shape = indices.shape
+            indices = tf.py_function(write, [position, indices], tf.int32)
+            indices.set_shape(shape)
+            return indices, labels
+
+        stream = original(host, batch_size, start_step=start_step, **kwargs)
+        return stream.enumerate(start=start_step).map(tap)
+
+    pipeline.train_indices_for_device = recording
+    sys.argv = ['train.py', *args, f'--model_dir={model_dir}']
+    app.run(train.main)
+
+
 def tiny_model(learning_rate: float = 0.1, *, build_optimizer: bool = True):
     """Dense 4 -> 3, compiled with Adam and MSE: enough state (weights + optimizer slots) to back up."""
     import keras  # pylint: disable=import-outside-toplevel

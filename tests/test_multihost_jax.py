@@ -35,38 +35,9 @@ TIMEOUT_S = 240  # per process: a hard stop, far above a normal run here
 
 
 def _probe(model_dir: str, record: str, args: list[str]) -> None:
-    """Runs train.py's main with the device-cache stream recording (position, this process's ids)."""
-    import tensorflow as tf
-    from absl import app
-    from fastclassify.pipelines import pipeline
-    import train
-
-    original = pipeline.train_indices_for_device
-    record = f'{record}.p{os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "0")}'
-
-    def recording(host, batch_size, *, start_step=0, **kwargs):
-        # Under --process_cache=share the indices count from the process's first example: record ids.
-        share, num_examples = kwargs.get('share'), kwargs.get('num_examples') or host.num_examples
-        first = share.train_examples(num_examples, batch_size).start if share else 0
-
-        def write(position, indices):
-            with open(record, 'a') as f:
-                f.write(json.dumps([int(position), (indices.numpy() + first).tolist()]) + '\n')
-            return indices
-
-        def tap(position, batch):
-            indices, labels = batch
-            shape = indices.shape
-            indices = tf.py_function(write, [position, indices], tf.int32)
-            indices.set_shape(shape)
-            return indices, labels
-
-        stream = original(host, batch_size, start_step=start_step, **kwargs)
-        return stream.enumerate(start=start_step).map(tap)
-
-    pipeline.train_indices_for_device = recording
-    sys.argv = ['train.py', *args, f'--model_dir={model_dir}']
-    app.run(train.main)
+    """Runs train.py's main recording (position, ids) of this process's rows into `record`.pID."""
+    from tests.conftest import run_train_recording_ids
+    run_train_recording_ids(model_dir, f'{record}.p{os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "0")}', args)
 
 
 def _free_port() -> int:

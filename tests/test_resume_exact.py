@@ -28,31 +28,8 @@ ARGS = ['--dataset=cifar100', '--synthetic_data', '--model=cifar_resnet9', '--we
 
 def _probe(model_dir: str, record: str) -> None:
     """Runs train.py's main with the device-cache stream recording (position, example ids)."""
-    import tensorflow as tf
-    from absl import app
-    from fastclassify.pipelines import pipeline
-    import train
-
-    original = pipeline.train_indices_for_device
-
-    def recording(host, batch_size, *, start_step=0, **kwargs):
-        def write(position, indices):
-            with open(record, 'a') as f:
-                f.write(json.dumps([int(position), indices.numpy().tolist()]) + '\n')
-            return indices
-
-        def tap(position, batch):
-            indices, labels = batch
-            indices = tf.py_function(write, [position, indices], tf.int32)
-            indices.set_shape([batch_size])
-            return indices, labels
-
-        stream = original(host, batch_size, start_step=start_step, **kwargs)
-        return stream.enumerate(start=start_step).map(tap)
-
-    pipeline.train_indices_for_device = recording
-    sys.argv = ['train.py', *ARGS, f'--model_dir={model_dir}']
-    app.run(train.main)
+    from tests.conftest import run_train_recording_ids
+    run_train_recording_ids(model_dir, record, ARGS)
 
 
 def _run(model_dir, record, *, kill_after_backup=False):
